@@ -1,0 +1,38 @@
+"""Drivers are looked up by backend name and imported when first used."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import AsyncIterator
+
+from ..errors import ConfigurationError
+from ..urls import DatabaseURL, parse_url
+from .base import Capabilities, Connection, LiveColumn
+
+_MODULES = {"sqlite": ("sqlite", "aiosqlite"), "postgresql": ("postgres", "asyncpg"), "mysql": ("mysql", "aiomysql")}
+
+__all__ = ["Capabilities", "Connection", "LiveColumn", "connect", "open_connection"]
+
+
+async def open_connection(url: str | DatabaseURL) -> Connection:
+    """Open a connection; the caller closes it with ``aclose()``. Prefer ``connect``."""
+    parsed = parse_url(url) if isinstance(url, str) else url
+    module_name, package = _MODULES[parsed.backend]
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ImportError as exc:
+        if exc.name != package:
+            raise
+        raise ConfigurationError(f"{parsed.backend} needs the {package} package: pip install {package}") from exc
+    return await module.connect(parsed)
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str | DatabaseURL) -> AsyncIterator[Connection]:
+    """``async with connect(url) as conn``: one connection, closed (shielded) on the way out."""
+    conn = await open_connection(url)
+    try:
+        yield conn
+    finally:
+        await conn.aclose()

@@ -1,0 +1,111 @@
+"""The one small protocol every driver implements, and the capabilities record generic code reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, AsyncContextManager, AsyncIterator, Callable, Mapping, Protocol, Sequence
+
+from ..types import ColumnType, Row
+from ..urls import DatabaseURL
+
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do and how it spells things; generic code reads this instead of the dialect name."""
+
+    dialect: str  # "sqlite" | "postgresql" | "mysql"
+    quote_char: str  # identifier quote
+    placeholder: str  # "?", "$" (numbered $1, $2…) or "%s"
+    bulk_copy: bool  # COPY FROM STDIN is available
+    max_bind_params: int
+    transactional_ddl: bool  # CREATE/ALTER can be rolled back
+    ddl_types: Mapping[ColumnType, str]  # canonical type -> column type used when we create tables
+    varchar: str  # format for bounded text, e.g. "VARCHAR({n})"
+    autoincrement_pk: str  # column definition of an autoincrement integer primary key
+    table_suffix: str = ""  # e.g. MySQL's ENGINE/CHARSET clause
+    index_if_not_exists: bool = True
+    # Values from the file arrive canonical; these turn them into what the driver library expects
+    # on write, and what it returns into canonical values on read (one place per backend).
+    encoders: Mapping[ColumnType, Converter] = field(default_factory=dict)
+    decoders: Mapping[ColumnType, Converter] = field(default_factory=dict)
+
+    def quote(self, identifier: str) -> str:
+        q = self.quote_char
+        return f"{q}{identifier.replace(q, q + q)}{q}"
+
+    def placeholders(self, count: int, start: int = 1) -> str:
+        if self.placeholder == "$":
+            return ", ".join(f"${i}" for i in range(start, start + count))
+        return ", ".join([self.placeholder] * count)
+
+    def column_type(self, ctype: ColumnType, length: int | None) -> str:
+        if ctype is ColumnType.TEXT and length:
+            return self.varchar.format(n=length)
+        return self.ddl_types[ctype]
+
+
+@dataclass(frozen=True)
+class LiveColumn:
+    """A column as the live database describes it."""
+
+    name: str
+    type: ColumnType
+    nullable: bool
+    declared_type: str = ""
+
+
+class Connection(Protocol):
+    """One open connection to one database. Use it as ``async with connect(url) as conn``."""
+
+    url: DatabaseURL
+    capabilities: Capabilities
+
+    async def aclose(self) -> None: ...
+
+    async def execute(self, sql: str, *params: Any) -> None: ...
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+
+    async def table_names(self) -> list[str]: ...
+
+    async def columns(self, table: str) -> list[LiveColumn]:
+        """The live columns of ``table`` in table order; an empty list when the table does not exist."""
+        ...
+
+    async def index_names(self, table: str) -> list[str]: ...
+
+    def transaction(self, *, foreign_keys: bool = True) -> AsyncContextManager[None]:
+        """A write transaction; ``foreign_keys=False`` switches FK enforcement off for its length only."""
+        ...
+
+    def snapshot(self) -> AsyncContextManager[None]:
+        """A read-only transaction that sees one consistent moment of the database."""
+        ...
+
+    def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+        """Raw driver values of ``columns`` in batches (convert with ``capabilities.decoders``)."""
+        ...
+
+    async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        """Insert one batch of rows already encoded with ``capabilities.encoders``."""
+        ...
+
+    async def reset_sequence(self, table: str, column: str) -> None:
+        """Move the table's id generator past the largest id in ``column``."""
+        ...
+
+    async def database_size(self) -> int: ...
+
+
+def quote_all(caps: Capabilities, names: Sequence[str]) -> str:
+    return ", ".join(caps.quote(n) for n in names)
+
+
+async def shielded(awaitable: Any) -> None:
+    """Await cleanup (rollback, close) even while the surrounding scope is being cancelled."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        await awaitable

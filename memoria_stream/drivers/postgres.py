@@ -1,0 +1,193 @@
+"""PostgreSQL through asyncpg: server-side cursors for reads, binary COPY for writes."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl as _ssl
+from typing import Any, AsyncIterator, Sequence
+
+import asyncpg
+
+from ..errors import DatabaseError, IntegrityFailure
+from ..types import ColumnType as T, Row
+from ..urls import DatabaseURL
+from ..values import json_from_text, json_to_text
+from .base import Capabilities, LiveColumn, shielded
+
+CAPABILITIES = Capabilities(
+    dialect="postgresql",
+    quote_char='"',
+    placeholder="$",
+    bulk_copy=True,
+    max_bind_params=32767,
+    transactional_ddl=True,
+    ddl_types={
+        T.TEXT: "TEXT", T.INTEGER: "INTEGER", T.FLOAT: "DOUBLE PRECISION", T.BOOLEAN: "BOOLEAN",
+        T.TIMESTAMP: "TIMESTAMP WITHOUT TIME ZONE", T.JSON: "JSON", T.BYTES: "BYTEA",
+    },
+    varchar="VARCHAR({n})",
+    autoincrement_pk="SERIAL NOT NULL",
+    encoders={T.JSON: json_to_text},
+    decoders={T.JSON: json_from_text},
+)
+
+_TYPES = {
+    "character varying": T.TEXT, "text": T.TEXT, "character": T.TEXT, "uuid": T.TEXT,
+    "integer": T.INTEGER, "bigint": T.INTEGER, "smallint": T.INTEGER,
+    "double precision": T.FLOAT, "real": T.FLOAT, "numeric": T.FLOAT,
+    "boolean": T.BOOLEAN, "timestamp without time zone": T.TIMESTAMP, "timestamp with time zone": T.TIMESTAMP,
+    "json": T.JSON, "jsonb": T.JSON, "bytea": T.BYTES,
+}
+
+
+@contextlib.contextmanager
+def _translated(url: DatabaseURL):
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityFailure(f"PostgreSQL: {_message(exc)}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(f"PostgreSQL: {_message(exc)}") from exc
+    except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
+        raise DatabaseError(f"PostgreSQL {url.masked()}: connection lost: {exc}") from exc
+
+
+def _message(exc: Exception) -> str:
+    detail = getattr(exc, "detail", None)
+    return f"{exc} ({detail})" if detail else str(exc)
+
+
+def _ssl_option(url: DatabaseURL) -> Any:
+    mode = url.query.get("sslmode") or url.query.get("ssl")
+    if mode in (None, "", "disable", "false"):
+        return None
+    if mode in ("require", "true", "prefer", "allow"):
+        context = _ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = _ssl.CERT_NONE
+        return context
+    return _ssl.create_default_context()
+
+
+class PostgresConnection:
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: DatabaseURL, conn: asyncpg.Connection) -> None:
+        self.url = url
+        self._conn = conn
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: DatabaseURL) -> "PostgresConnection":
+        settings = {"application_name": "memoria-stream"}
+        if url.query.get("schema"):
+            settings["search_path"] = url.query["schema"]
+        try:
+            conn = await asyncpg.connect(
+                host=url.host or url.query.get("host"), port=url.port or 5432, user=url.username,
+                password=url.password, database=url.database, ssl=_ssl_option(url),
+                server_settings=settings, timeout=30,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise DatabaseError(f"cannot connect to {url.masked()}: {exc}") from exc
+        return cls(url, conn)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await shielded(self._conn.close(timeout=5))
+
+    def terminate(self) -> None:
+        self._conn.terminate()
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        with _translated(self.url):
+            await self._conn.execute(sql, *params)
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with _translated(self.url):
+            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
+
+    async def table_names(self) -> list[str]:
+        rows = await self.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name")
+        return [r[0] for r in rows]
+
+    async def columns(self, table: str) -> list[LiveColumn]:
+        rows = await self.fetch(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position", table)
+        return [LiveColumn(name, _TYPES.get(dtype, T.TEXT), nullable == "YES", dtype) for name, dtype, nullable in rows]
+
+    async def index_names(self, table: str) -> list[str]:
+        rows = await self.fetch(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 "
+            "AND indexname NOT LIKE '%_pkey' ORDER BY indexname", table)
+        return [r[0] for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[None]:
+        tx = self._conn.transaction()
+        with _translated(self.url):
+            await tx.start()
+        try:
+            if not foreign_keys:
+                await self._foreign_keys_off()
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await shielded(tx.rollback())
+            raise
+        with _translated(self.url):
+            await tx.commit()
+
+    async def _foreign_keys_off(self) -> None:
+        # Replica mode skips FK triggers (so deletes do not cascade and any table order loads);
+        # SET LOCAL ends with the transaction, so the setting cannot leak to another user.
+        try:
+            async with self._conn.transaction():
+                await self._conn.execute("SET LOCAL session_replication_role = replica")
+        except asyncpg.InsufficientPrivilegeError:
+            pass  # FKs stay enforced: rows must then arrive parent-first (the catalogue order).
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        tx = self._conn.transaction(isolation="repeatable_read", readonly=True)
+        with _translated(self.url):
+            await tx.start()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await shielded(tx.rollback())
+
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+        q = self.capabilities.quote
+        sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        with _translated(self.url):
+            cursor = await self._conn.cursor(sql)
+            while True:
+                rows = await cursor.fetch(batch_rows)
+                if not rows:
+                    return
+                yield rows
+
+    async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        with _translated(self.url):
+            await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
+    async def reset_sequence(self, table: str, column: str) -> None:
+        rows = await self.fetch("SELECT pg_get_serial_sequence($1, $2)", self.capabilities.quote(table), column)
+        if rows and rows[0][0]:
+            q = self.capabilities.quote
+            await self.execute(
+                f"SELECT setval($1, coalesce((SELECT max({q(column)}) FROM {q(table)}), 0) + 1, false)", rows[0][0])
+
+    async def database_size(self) -> int:
+        return int((await self.fetch("SELECT pg_database_size(current_database())"))[0][0])
+
+
+async def connect(url: DatabaseURL) -> PostgresConnection:
+    return await PostgresConnection.open(url)

@@ -1,0 +1,195 @@
+"""SQLite through aiosqlite: large fetches across the thread hop, executemany in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import aiosqlite
+
+from ..errors import DatabaseError, IntegrityFailure
+from ..types import ColumnType as T, Row
+from ..urls import DatabaseURL
+from ..values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
+from .base import Capabilities, LiveColumn, shielded as _shielded
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _timestamp(value: Any) -> Any:
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
+CAPABILITIES = Capabilities(
+    dialect="sqlite",
+    quote_char='"',
+    placeholder="?",
+    bulk_copy=False,
+    max_bind_params=32766,
+    transactional_ddl=True,
+    # The same declared types Memoria's SQLAlchemy models emit, so Memoria can use tables we create.
+    ddl_types={
+        T.TEXT: "TEXT", T.INTEGER: "INTEGER", T.FLOAT: "FLOAT", T.BOOLEAN: "BOOLEAN",
+        T.TIMESTAMP: "DATETIME", T.JSON: "JSON", T.BYTES: "BLOB",
+    },
+    varchar="VARCHAR({n})",
+    autoincrement_pk="INTEGER NOT NULL PRIMARY KEY",
+    encoders={T.TIMESTAMP: sqlite_timestamp, T.BOOLEAN: int, T.JSON: json_to_text},
+    decoders={T.TIMESTAMP: _timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: _float},
+)
+
+# Declared type affinity words, checked in order (SQLite's own rules, plus the names SQLAlchemy uses).
+_TYPE_WORDS = (
+    ("BOOL", T.BOOLEAN), ("DATE", T.TIMESTAMP), ("TIME", T.TIMESTAMP), ("JSON", T.JSON),
+    ("INT", T.INTEGER), ("CHAR", T.TEXT), ("CLOB", T.TEXT), ("TEXT", T.TEXT), ("BLOB", T.BYTES),
+    ("REAL", T.FLOAT), ("FLOA", T.FLOAT), ("DOUB", T.FLOAT), ("NUMERIC", T.FLOAT), ("DECIMAL", T.FLOAT),
+)
+
+
+def canonical_type(declared: str) -> T:
+    upper = declared.upper()
+    return next((ctype for word, ctype in _TYPE_WORDS if word in upper), T.TEXT)
+
+
+@contextlib.contextmanager
+def _translated(url: DatabaseURL):
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityFailure(f"SQLite {url.database}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"SQLite {url.database or ':memory:'}: {exc}") from exc
+
+
+class SQLiteConnection:
+    """One aiosqlite connection in autocommit mode: transactions are opened explicitly."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: DatabaseURL, db: aiosqlite.Connection) -> None:
+        self.url = url
+        self._db = db
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: DatabaseURL, *, create: bool = True) -> "SQLiteConnection":
+        path = ":memory:" if url.is_memory else str(url.database)
+        if not url.is_memory and not create and not Path(path).exists():
+            raise DatabaseError(f"SQLite database file not found: {path}")
+        if not url.is_memory:
+            parent = Path(path).parent
+            if not parent.exists():
+                raise DatabaseError(f"SQLite database folder does not exist: {parent}")
+        with _translated(url):
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+            db.row_factory = None
+        return cls(url, db)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                await self._db.close()
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        with _translated(self.url):
+            await self._db.execute(sql, params)
+
+    async def executescript(self, sql: str) -> None:
+        with _translated(self.url):
+            await self._db.executescript(sql)
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with _translated(self.url):
+            async with self._db.execute(sql, params) as cursor:
+                return [tuple(r) for r in await cursor.fetchall()]
+
+    async def table_names(self) -> list[str]:
+        rows = await self.fetch(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+        return [r[0] for r in rows]
+
+    async def columns(self, table: str) -> list[LiveColumn]:
+        rows = await self.fetch("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)", table)
+        return [LiveColumn(name, canonical_type(declared or ""), not notnull and not pk, declared or "")
+                for name, declared, notnull, pk in rows]
+
+    async def index_names(self, table: str) -> list[str]:
+        rows = await self.fetch("SELECT name FROM pragma_index_list(?) WHERE origin = 'c'", table)
+        return sorted(r[0] for r in rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[None]:
+        # PRAGMA foreign_keys is a no-op inside a transaction, so it is switched before BEGIN and
+        # restored after COMMIT/ROLLBACK on this very connection.
+        previous = (await self.fetch("PRAGMA foreign_keys"))[0][0]
+        if not foreign_keys and previous:
+            await self.execute("PRAGMA foreign_keys = OFF")
+        try:
+            await self.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await _shielded(self._rollback())
+                raise
+            await self.execute("COMMIT")
+        finally:
+            if not foreign_keys and previous:
+                await _shielded(self.execute("PRAGMA foreign_keys = ON"))
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._db.execute("ROLLBACK")
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        # A read transaction: the first SELECT pins the snapshot (WAL) or holds the shared lock.
+        await self.execute("BEGIN")
+        try:
+            await self.fetch("SELECT count(*) FROM sqlite_master")
+            yield
+        finally:
+            await _shielded(self._rollback())
+
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+        q = self.capabilities.quote
+        sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        with _translated(self.url):
+            cursor = await self._db.execute(sql)
+            try:
+                cursor.arraysize = batch_rows
+                while True:
+                    rows = await cursor.fetchmany(batch_rows)
+                    if not rows:
+                        return
+                    yield rows
+            finally:
+                await cursor.close()
+
+    async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        q = self.capabilities.quote
+        sql = (f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) "
+               f"VALUES ({self.capabilities.placeholders(len(columns))})")
+        with _translated(self.url):
+            await self._db.executemany(sql, rows)
+
+    async def reset_sequence(self, table: str, column: str) -> None:
+        # INTEGER PRIMARY KEY takes max(rowid)+1 by itself; only AUTOINCREMENT tables keep a counter.
+        if await self.fetch("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"):
+            q = self.capabilities.quote
+            await self.execute(
+                f"UPDATE sqlite_sequence SET seq = (SELECT coalesce(max({q(column)}), 0) FROM {q(table)}) "
+                "WHERE name = ?", table)
+
+    async def database_size(self) -> int:
+        rows = await self.fetch("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        return int(rows[0][0])
+
+
+async def connect(url: DatabaseURL) -> SQLiteConnection:
+    return await SQLiteConnection.open(url)

@@ -1,0 +1,79 @@
+"""One exception root with a branch per cause; the CLI maps each branch to an exit code."""
+
+from __future__ import annotations
+
+
+class MemoriaStreamError(Exception):
+    """Root of every error memoria-stream raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(MemoriaStreamError):
+    """Raised when the user's data or arguments are wrong (malformed file, unknown table, bad value)."""
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        table: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.source, self.line, self.table, self.column = source, line, table, column
+        super().__init__(self._render())
+
+    def located(self, *, source: str | None = None, line: int | None = None) -> "InputError":
+        """Return a copy that also names where the bad input was (keeps what is already known)."""
+        return type(self)(
+            self.reason,
+            source=self.source or source,
+            line=self.line if self.line is not None else line,
+            table=self.table,
+            column=self.column,
+        )
+
+    def _render(self) -> str:
+        where = self.source or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" if where else f"line {self.line}"
+        parts = [p for p in (where, _field("table", self.table), _field("column", self.column)) if p]
+        return f"{', '.join(parts)}: {self.reason}" if parts else self.reason
+
+
+class ConfigurationError(MemoriaStreamError):
+    """Raised when the setup is wrong: a malformed URL, an unsupported scheme, a missing driver package."""
+
+    exit_code = 4
+
+
+class DatabaseError(MemoriaStreamError):
+    """Raised when a database server or file fails: unreachable, refused, or an error mid-statement."""
+
+    exit_code = 5
+
+
+class IntegrityFailure(DatabaseError):
+    """Raised when the target's constraints reject the data (foreign keys, uniqueness, value ranges)."""
+
+    exit_code = 6
+
+
+class VerificationError(MemoriaStreamError):
+    """Raised when two datasets that should be equal are not."""
+
+    exit_code = 7
+
+
+class InternalError(MemoriaStreamError):
+    """Raised when memoria-stream itself is at fault: a bug worth reporting."""
+
+    exit_code = 70
+
+
+def _field(name: str, value: str | None) -> str:
+    return f"{name} {value}" if value else ""
