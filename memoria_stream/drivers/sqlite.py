@@ -37,7 +37,7 @@ CAPABILITIES = Capabilities(
         T.TIMESTAMP: "DATETIME", T.JSON: "JSON", T.BYTES: "BLOB",
     },
     varchar="VARCHAR({n})",
-    autoincrement_pk="INTEGER NOT NULL PRIMARY KEY",
+    autoincrement_pk="INTEGER NOT NULL",  # with PRIMARY KEY (id): a rowid alias
     encoders={T.TIMESTAMP: sqlite_timestamp, T.BOOLEAN: int, T.JSON: json_to_text},
     decoders={T.TIMESTAMP: _timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: _float},
 )

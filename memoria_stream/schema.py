@@ -1,0 +1,88 @@
+"""DDL rendered from the catalogue for each backend, and the live-versus-catalogue comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .catalog import Column, Table, get_table, insert_order
+from .drivers.base import Capabilities, Connection, LiveColumn
+
+
+def column_definition(caps: Capabilities, column: Column) -> str:
+    if column.autoincrement:
+        return f"{caps.quote(column.name)} {caps.autoincrement_pk}"
+    null = "" if column.nullable and not column.primary_key else " NOT NULL"
+    return f"{caps.quote(column.name)} {caps.column_type(column.type, column.length)}{null}"
+
+
+def create_table_sql(caps: Capabilities, table: Table, *, foreign_keys: bool = True) -> str:
+    q = caps.quote
+    parts = [column_definition(caps, c) for c in table.columns]
+    parts.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
+    parts += [f"CONSTRAINT {q(u.name)} UNIQUE ({', '.join(q(c) for c in u.columns)})"
+              for u in table.unique_constraints]
+    parts += [f"CONSTRAINT {q(ck.name)} CHECK ({ck.expression})" for ck in table.checks]
+    if foreign_keys:
+        parts += [foreign_key_clause(caps, fk) for fk in table.foreign_keys]
+    body = ",\n  ".join(parts)
+    return f"CREATE TABLE {q(table.name)} (\n  {body}\n){caps.table_suffix}"
+
+
+def foreign_key_clause(caps: Capabilities, fk) -> str:  # type: ignore[no-untyped-def]
+    q = caps.quote
+    return (f"FOREIGN KEY ({', '.join(q(c) for c in fk.columns)}) REFERENCES {q(fk.parent)} "
+            f"({', '.join(q(c) for c in fk.parent_columns)}) ON DELETE {fk.on_delete}")
+
+
+def create_index_sql(caps: Capabilities, table: Table) -> list[str]:
+    q = caps.quote
+    exists = " IF NOT EXISTS" if caps.index_if_not_exists else ""
+    return [
+        f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX{exists} {q(ix.name)} ON {q(table.name)} "
+        f"({', '.join(q(c) for c in ix.columns)})"
+        for ix in table.indexes
+    ]
+
+
+@dataclass
+class SchemaReport:
+    """What ``ensure_tables`` found and did."""
+
+    created: list[str] = field(default_factory=list)
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)  # catalogue columns the DB lacks
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)  # live columns the catalogue lacks
+
+
+async def live_tables(conn: Connection) -> dict[str, list[LiveColumn]]:
+    return {name: await conn.columns(name) for name in await conn.table_names()}
+
+
+async def ensure_tables(conn: Connection, names: Iterable[str], *, indexes: bool = True) -> SchemaReport:
+    """Create every catalogue table in ``names`` that the database lacks (parents first)."""
+    report = SchemaReport()
+    existing = set(await conn.table_names())
+    for name in insert_order(list(names)):
+        table = get_table(name)
+        if table is None or name in existing:
+            continue
+        await conn.execute(create_table_sql(conn.capabilities, table))
+        if indexes:
+            for statement in create_index_sql(conn.capabilities, table):
+                await conn.execute(statement)
+        report.created.append(name)
+    return report
+
+
+async def drop_tables(conn: Connection, names: Sequence[str]) -> None:
+    """Drop tables (children first); used to undo tables a failed run created."""
+    for name in reversed(insert_order(list(names))):
+        await conn.execute(f"DROP TABLE IF EXISTS {conn.capabilities.quote(name)}")
+
+
+def compare_columns(table: Table, live: Sequence[LiveColumn]) -> tuple[list[str], list[str]]:
+    """(catalogue columns missing from the live table, live columns the catalogue does not know)."""
+    live_names = {c.name for c in live}
+    missing = [c for c in table.column_names if c not in live_names]
+    extra = [c.name for c in live if table.column(c.name) is None]
+    return missing, extra
