@@ -22,9 +22,10 @@ class InputError(MemoriaStreamError):
         line: int | None = None,
         table: str | None = None,
         column: str | None = None,
+        row: int | None = None,
     ) -> None:
         self.reason = message
-        self.source, self.line, self.table, self.column = source, line, table, column
+        self.source, self.line, self.table, self.column, self.row = source, line, table, column, row
         super().__init__(self._render())
 
     def located(self, *, source: str | None = None, line: int | None = None) -> "InputError":
@@ -35,13 +36,15 @@ class InputError(MemoriaStreamError):
             line=self.line if self.line is not None else line,
             table=self.table,
             column=self.column,
+            row=self.row,
         )
 
     def _render(self) -> str:
         where = self.source or ""
         if self.line is not None:
             where = f"{where}:{self.line}" if where else f"line {self.line}"
-        parts = [p for p in (where, _field("table", self.table), _field("column", self.column)) if p]
+        row = f"row {self.row}" if self.row is not None else ""
+        parts = [p for p in (where, _field("table", self.table), row, _field("column", self.column)) if p]
         return f"{', '.join(parts)}: {self.reason}" if parts else self.reason
 
 

@@ -1,0 +1,32 @@
+"""Codecs are chosen by name (``json``, ``ndjson``) or by a file's extension."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .base import Decoder, Encoder
+from .json import JSONDecoder, JSONEncoder
+from .ndjson import NDJSONDecoder, NDJSONEncoder
+
+FORMATS = ("json", "ndjson")
+
+
+def normalise_format(name: str | None) -> str | None:
+    if name is None:
+        return None
+    lowered = str(name).strip().lower()
+    if lowered == "jsonl":
+        return "ndjson"
+    if lowered not in FORMATS:
+        raise InputError(f"unknown format {name!r}: use json or ndjson")
+    return lowered
+
+
+def encoder_for(name: str) -> Encoder:
+    return NDJSONEncoder() if normalise_format(name) == "ndjson" else JSONEncoder()
+
+
+def decoder_for(name: str) -> Decoder:
+    return NDJSONDecoder() if normalise_format(name) == "ndjson" else JSONDecoder()
+
+
+__all__ = ["FORMATS", "Decoder", "Encoder", "decoder_for", "encoder_for", "normalise_format"]

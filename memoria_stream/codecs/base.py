@@ -1,0 +1,121 @@
+"""What every codec provides: an encoder (rows -> bytes) and a decoder (bytes -> events)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
+
+import orjson
+
+from ..types import JSON_NULL, ByteStream, ColumnType, Row
+
+# A row key that lists the JSON columns holding the JSON literal null (as opposed to SQL NULL).
+# Memoria drops keys that are not model columns, so files carrying it still import into Memoria.
+JSON_NULL_KEY = "$json_null"
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """The columns a table is written with, and where its JSON and bytes columns are."""
+
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[ColumnType, ...]
+
+    @property
+    def json_positions(self) -> tuple[int, ...]:
+        return tuple(i for i, t in enumerate(self.types) if t is ColumnType.JSON)
+
+    @property
+    def bytes_positions(self) -> tuple[int, ...]:
+        return tuple(i for i, t in enumerate(self.types) if t is ColumnType.BYTES)
+
+
+def row_objects(layout: TableLayout, rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Canonical row tuples as the dicts a file holds (JSON null recorded under ``JSON_NULL_KEY``)."""
+    columns = layout.columns
+    json_at = layout.json_positions
+    bytes_at = layout.bytes_positions
+    if not json_at and not bytes_at:
+        return [dict(zip(columns, row)) for row in rows]
+    out = []
+    for row in rows:
+        obj = dict(zip(columns, row))
+        nulls = [columns[i] for i in json_at if row[i] is JSON_NULL]
+        for name in nulls:
+            obj[name] = None
+        for i in bytes_at:
+            if row[i] is not None:
+                obj[columns[i]] = base64.b64encode(row[i]).decode()
+        if nulls:
+            obj[JSON_NULL_KEY] = nulls
+        out.append(obj)
+    return out
+
+
+@dataclass
+class Metadata:
+    """The ``metadata`` object of a file (Memoria's keys first; extras kept as found)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def table_names(self) -> list[str]:
+        tables = self.values.get("tables")
+        if not isinstance(tables, list):
+            return []
+        return [t["name"] for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)]
+
+
+@dataclass
+class TableStart:
+    """A table appears in the input (possibly with no rows)."""
+
+    table: str
+    line: int | None = None
+
+
+@dataclass
+class RowBatch:
+    """Rows of one table as parsed objects, with where each came from: NDJSON lines, or the row's
+    position in its table's list (JSON, where a parser has no useful line numbers)."""
+
+    table: str
+    rows: list[Any]
+    first_line: int
+    size: int = 0
+    lines: list[int] | None = None  # NDJSON: the line of each row
+    by_row: bool = False  # JSON: positions count rows within the table
+
+
+Event = Metadata | TableStart | RowBatch
+
+
+class Encoder(Protocol):
+    format_name: str
+    media_type: str
+    extension: str
+
+    def header(self, metadata: Mapping[str, Any]) -> bytes: ...
+
+    def begin_table(self, layout: TableLayout, index: int) -> bytes: ...
+
+    def rows(self, layout: TableLayout, rows: Sequence[Row], first_in_table: bool) -> bytes: ...
+
+    def end_table(self, layout: TableLayout) -> bytes: ...
+
+    def footer(self) -> bytes: ...
+
+
+class Decoder(Protocol):
+    format_name: str
+
+    def events(self, stream: ByteStream, *, source: str) -> AsyncIterator[Event]: ...
+
+
+def dumps(value: Any, *, indent: bool = False) -> bytes:
+    """The one place orjson options are chosen for output."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(value, option=option)

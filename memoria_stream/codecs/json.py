@@ -1,0 +1,168 @@
+"""JSON: ``{"metadata": …, "data": {table: [rows]}}``, written indented and parsed incrementally.
+
+We write ``metadata`` first and tables parent-before-child. Memoria writes ``data`` first with
+tables in alphabetical order; the decoder accepts any key order and streams rows either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Mapping, Sequence
+
+import ijson
+
+from ..errors import InputError
+from ..types import ByteStream, Row
+from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+
+BATCH_ROWS = 1000
+_ROW_INDENT = b"\n      "
+
+
+class JSONEncoder:
+    format_name = "json"
+    media_type = "application/json"
+    extension = ".json"
+
+    def header(self, metadata: Mapping[str, Any]) -> bytes:
+        body = dumps(metadata, indent=True).replace(b"\n", b"\n  ")
+        return b'{\n  "metadata": ' + body + b',\n  "data": {'
+
+    def begin_table(self, layout: TableLayout, index: int) -> bytes:
+        return (b"," if index else b"") + b"\n    " + dumps(layout.name) + b": ["
+
+    def rows(self, layout: TableLayout, rows: Sequence[Row], first_in_table: bool) -> bytes:
+        parts = [b"\n      " + dumps(obj, indent=True).replace(b"\n", _ROW_INDENT)
+                 for obj in row_objects(layout, rows)]
+        return (b"" if first_in_table else b",") + b",".join(parts)
+
+    def end_table(self, layout: TableLayout) -> bytes:
+        return b"\n    ]"
+
+    def footer(self) -> bytes:
+        return b"\n  }\n}\n"
+
+
+class _Reader:
+    """The ``async read(n)`` object ijson wants, over our async byte stream."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+        self.consumed = 0
+
+    async def read(self, size: int = -1) -> bytes:
+        if not self._buffer:
+            self._buffer = await anext(self._stream, b"")
+        chunk, self._buffer = (self._buffer, b"") if size < 0 else (self._buffer[:size], self._buffer[size:])
+        self.consumed += len(chunk)
+        return chunk
+
+
+class JSONDecoder:
+    format_name = "json"
+
+    def __init__(self, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.batch_rows = batch_rows
+
+    async def events(self, stream: ByteStream, *, source: str) -> AsyncIterator[Event]:
+        reader = _Reader(stream)
+        walker = _Walker(source, self.batch_rows)
+        try:
+            async for prefix, event, value in ijson.parse_async(reader, use_float=True):
+                for out in walker.feed(prefix, event, value):
+                    yield out
+        except ijson.JSONError as exc:
+            where = f" near byte {reader.consumed}" if reader.consumed else ""
+            raise InputError(f"malformed JSON{where}: {exc}", source=source, table=walker.table) from None
+        if not walker.finished:
+            raise InputError("the JSON document ends early", source=source, table=walker.table)
+        for out in walker.flush():
+            yield out
+
+
+class _Walker:
+    """Turns ijson's flat event stream into metadata, table starts and row batches."""
+
+    def __init__(self, source: str, batch_rows: int) -> None:
+        self.source = source
+        self.batch_rows = batch_rows
+        self.depth = 0
+        self.top_key: str | None = None
+        self.table: str | None = None
+        self.builder: ijson.ObjectBuilder | None = None
+        self.builder_depth = 0
+        self.batch: RowBatch | None = None
+        self.index = 0
+        self.finished = False
+        self.saw_data = False
+
+    def feed(self, prefix: str, event: str, value: Any) -> list[Event]:
+        if self.builder is not None:
+            return self._build(event, value)
+        opens, closes = event in ("start_map", "start_array"), event in ("end_map", "end_array")
+        out: list[Event] = []
+        if self.depth == 0 and event != "start_map":
+            raise InputError("expected a JSON object at the top level", source=self.source)
+        if self.depth == 1 and event == "map_key":
+            self.top_key = value
+        elif self.depth == 1 and self.top_key == "metadata" and not closes:
+            self._start_builder(event, value)
+            return out
+        elif self.depth == 1 and self.top_key == "data" and event != "start_map" and not closes:
+            raise InputError('"data" must be an object of tables', source=self.source)
+        elif self.depth == 2 and self.top_key == "data" and event == "map_key":
+            out += self.flush()
+            self.table, self.index = value, 0
+            self.saw_data = True
+            out.append(TableStart(value))
+        elif self.depth == 2 and self.top_key == "data" and event != "start_array" and not closes:
+            raise InputError("expected a list of rows", source=self.source, table=self.table)
+        elif self.depth == 3 and self.top_key == "data" and not closes:
+            if event != "start_map":
+                raise InputError(f"row {self.index + 1} is not an object", source=self.source, table=self.table)
+            self._start_builder(event, value)
+            return out
+        if opens:
+            self.depth += 1
+        elif closes:
+            if self.depth == 3 and self.top_key == "data":
+                out += self.flush()  # end of a table's rows: keep events in file order
+            self.depth -= 1
+            self.finished = self.depth == 0
+        return out
+
+    def _start_builder(self, event: str, value: Any) -> None:
+        self.builder = ijson.ObjectBuilder()
+        self.builder.event(event, value)
+        self.builder_depth = 1 if event in ("start_map", "start_array") else 0
+        if self.builder_depth == 0:
+            self._finish_value()
+
+    def _build(self, event: str, value: Any) -> list[Event]:
+        assert self.builder is not None
+        self.builder.event(event, value)
+        if event in ("start_map", "start_array"):
+            self.builder_depth += 1
+        elif event in ("end_map", "end_array"):
+            self.builder_depth -= 1
+        if self.builder_depth == 0:
+            return self._finish_value()
+        return []
+
+    def _finish_value(self) -> list[Event]:
+        assert self.builder is not None
+        value, self.builder = self.builder.value, None
+        if self.top_key == "metadata" and self.depth == 1:
+            return [Metadata(value if isinstance(value, dict) else {})]
+        self.index += 1
+        assert self.table is not None
+        if self.batch is None:
+            self.batch = RowBatch(self.table, [], self.index, by_row=True)
+        self.batch.rows.append(value)
+        if len(self.batch.rows) >= self.batch_rows:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[Event]:
+        batch, self.batch = self.batch, None
+        return [batch] if batch is not None else []

@@ -1,0 +1,123 @@
+"""NDJSON: a ``{"metadata": …}`` line, then one ``{"table": …, "data": {…}}`` line per row."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Mapping, Sequence
+
+import orjson
+
+from ..errors import InputError
+from ..types import ByteStream, Row
+from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+
+DEFAULT_MAX_LINE = 64 * 1024 * 1024
+BATCH_ROWS = 2000
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+class NDJSONEncoder:
+    format_name = "ndjson"
+    media_type = "application/x-ndjson"
+    extension = ".ndjson"
+
+    def header(self, metadata: Mapping[str, Any]) -> bytes:
+        return dumps({"metadata": metadata}) + b"\n"
+
+    def begin_table(self, layout: TableLayout, index: int) -> bytes:
+        return b""
+
+    def rows(self, layout: TableLayout, rows: Sequence[Row], first_in_table: bool) -> bytes:
+        name = layout.name
+        return b"".join(dumps({"table": name, "data": obj}) + b"\n" for obj in row_objects(layout, rows))
+
+    def end_table(self, layout: TableLayout) -> bytes:
+        return b""
+
+    def footer(self) -> bytes:
+        return b""
+
+
+class NDJSONDecoder:
+    format_name = "ndjson"
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, batch_rows: int = BATCH_ROWS) -> None:
+        self.max_line = max_line
+        self.batch_rows = batch_rows
+
+    async def events(self, stream: ByteStream, *, source: str) -> AsyncIterator[Event]:
+        batch: RowBatch | None = None
+        seen: set[str] = set()
+        async for number, line in _lines(stream, self.max_line, source):
+            obj = _parse(line, number, source)
+            if obj is None:
+                continue
+            if _is_header(obj):
+                # A header-less file keeps its first row: only a line shaped like a header is one.
+                yield Metadata(obj["metadata"] if isinstance(obj["metadata"], dict) else {}, number)
+                continue
+            table, data = _row(obj, number, source)
+            if batch is not None and (batch.table != table or len(batch.rows) >= self.batch_rows
+                                      or batch.size >= BATCH_BYTES):
+                yield batch
+                batch = None
+            if table not in seen:
+                seen.add(table)
+                yield TableStart(table, number)
+            if batch is None:
+                batch = RowBatch(table, [], number, lines=[])
+            batch.rows.append(data)
+            batch.lines.append(number)  # type: ignore[union-attr]
+            batch.size += len(line)
+        if batch is not None:
+            yield batch
+
+
+def _is_header(obj: dict[str, Any]) -> bool:
+    return "metadata" in obj and "table" not in obj
+
+
+def _parse(line: bytes, number: int, source: str) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", source=source, line=number) from None
+    if not isinstance(obj, dict):
+        raise InputError("expected a JSON object on this line", source=source, line=number)
+    return obj
+
+
+def _row(obj: dict[str, Any], number: int, source: str) -> tuple[str, dict[str, Any]]:
+    table, data = obj.get("table"), obj.get("data")
+    if not isinstance(table, str) or not table:
+        raise InputError('expected {"table": …, "data": {…}}', source=source, line=number)
+    if not isinstance(data, dict):
+        raise InputError('"data" must be an object', source=source, line=number, table=table)
+    return table, data
+
+
+async def _lines(stream: ByteStream, max_line: int, source: str) -> AsyncIterator[tuple[int, bytes]]:
+    """Split a byte stream into numbered lines without ever holding more than one long line."""
+    pending = bytearray()
+    number = 0
+    async for chunk in stream:
+        if not chunk:
+            continue
+        start = 0
+        end = chunk.find(b"\n")
+        while end != -1:
+            number += 1
+            if pending:
+                pending += chunk[start:end]
+                yield number, bytes(pending)
+                pending.clear()
+            else:
+                yield number, chunk[start:end]
+            start = end + 1
+            end = chunk.find(b"\n", start)
+        pending += chunk[start:]
+        if len(pending) > max_line:
+            raise InputError(f"line longer than {max_line} bytes", source=source, line=number + 1)
+    if bytes(pending).strip():
+        yield number + 1, bytes(pending)

@@ -1,0 +1,81 @@
+"""``export-data`` and ``import-data`` (aliases ``export`` and ``import``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .codecs import FORMATS
+from .engine import export_data, import_data
+from .reports import RunReport
+from .urls import mask_url, resolve_url
+
+
+def add_commands(subparsers: Any) -> None:
+    from .cli import add_database_url
+
+    export = subparsers.add_parser(
+        "export-data", aliases=["export"], help="export tables to a JSON or NDJSON file (or - for stdout)",
+        description="Export Memoria's tables to JSON (indented) or NDJSON, read inside one consistent snapshot.",
+    )
+    export.add_argument("destination", metavar="DEST", help="output file (.gz compresses) or - for stdout")
+    add_database_url(export)
+    export.add_argument("--format", choices=FORMATS, default=None,
+                        help="json or ndjson (default: from DEST's extension, else json)")
+    _add_common(export)
+    export.set_defaults(handler=run_export)
+
+    imp = subparsers.add_parser(
+        "import-data", aliases=["import"], help="import a JSON or NDJSON file (or - for stdin)",
+        description="Import a Memoria export atomically: on any error the target is left as it was.",
+    )
+    imp.add_argument("source", metavar="SRC", help="input file (.gz understood) or - for stdin")
+    add_database_url(imp)
+    imp.add_argument("--format", choices=FORMATS, default=None, help="json or ndjson (default: sniffed from content)")
+    imp.add_argument("--no-truncate", action="store_true",
+                     help="append instead of emptying the imported tables first (ids must not collide)")
+    _add_common(imp)
+    imp.set_defaults(handler=run_import)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", action="append", dest="tables", metavar="NAME",
+                        help="limit to this table (repeatable)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+
+
+async def run_export(args: argparse.Namespace) -> int:
+    url = resolve_url(args.database_url)
+    report = await export_data(args.destination, database_url=url, format=args.format, tables=args.tables)
+    if not args.quiet:
+        where = "stdout" if args.destination == "-" else args.destination
+        print_summary(report, f"Exported {report.total_rows} rows across {len(report.tables)} tables "
+                              f"from {mask_url(url)} to {where}")
+    return 0
+
+
+async def run_import(args: argparse.Namespace) -> int:
+    url = resolve_url(args.database_url)
+    report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
+                               truncate=not args.no_truncate)
+    if not args.quiet:
+        print_summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables of "
+                              f"{mask_url(url)} (truncate={'no' if args.no_truncate else 'yes'}, "
+                              f"format={report.format})")
+    return 0
+
+
+def print_summary(report: RunReport, headline: str) -> None:
+    """The per-table summary, on stderr so that stdout carries only data."""
+    out = sys.stderr
+    width = max([len(name) for name in report.tables] + [5])
+    print(f"{'table':<{width}}  {'rows':>10}  {'seconds':>8}  {'rows/s':>10}", file=out)
+    for table in report.tables.values():
+        print(f"{table.name:<{width}}  {table.rows:>10}  {table.seconds:>8.2f}  {table.rows_per_second:>10.0f}",
+              file=out)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=out)
+    if report.created_tables:
+        print(f"created tables: {', '.join(report.created_tables)}", file=out)
+    print(f"{headline} in {report.seconds:.2f} s", file=out)

@@ -1,0 +1,48 @@
+"""Structured concurrency for pipelines: stages in one task group, joined by bounded streams.
+
+A failure in any stage cancels the others; the caller sees the first real error, not an
+exception group and not the ``BrokenResourceError`` its neighbours got as a consequence.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import anyio
+
+# The queue between two stages holds this many batches; with batches bounded by rows and bytes,
+# memory stays flat however large the input is.
+QUEUE_BATCHES = 4
+
+_CONSEQUENCES = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+
+
+def channel(size: int = QUEUE_BATCHES) -> tuple[anyio.abc.ObjectSendStream[Any], anyio.abc.ObjectReceiveStream[Any]]:
+    return anyio.create_memory_object_stream[Any](max_buffer_size=size)
+
+
+async def run_stages(*stages: Callable[[], Awaitable[None]]) -> None:
+    """Run every stage concurrently; re-raise the first error that was a cause, not a consequence."""
+    try:
+        async with anyio.create_task_group() as group:
+            for stage in stages:
+                group.start_soon(stage)
+    except BaseExceptionGroup as failure:
+        raise root_cause(failure) from None
+
+
+def root_cause(group: BaseExceptionGroup) -> BaseException:
+    leaves = list(_leaves(group))
+    cancelled = anyio.get_cancelled_exc_class()
+    for leaf in leaves:
+        if not isinstance(leaf, (*_CONSEQUENCES, cancelled)):
+            return leaf
+    return leaves[0]
+
+
+def _leaves(error: BaseException):  # type: ignore[no-untyped-def]
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

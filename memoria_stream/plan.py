@@ -1,0 +1,169 @@
+"""Per-table plans: which columns move, with which type, and how each value is converted.
+
+Export plans turn raw driver values into canonical ones; import plans turn parsed file objects into
+rows ready for the target driver. Table and column names reach SQL only when the catalogue or the
+live schema knows them; they are always quoted by the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from .catalog import Table, default_for, get_table
+from .codecs.base import JSON_NULL_KEY, TableLayout
+from .drivers.base import Capabilities, LiveColumn
+from .errors import InputError
+from .types import JSON_NULL, ColumnType, Row
+from .values import INPUT_COERCERS
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MISSING = object()
+
+
+def column_type(table: Table | None, column: LiveColumn) -> ColumnType:
+    known = table.column(column.name) if table else None
+    return known.type if known else column.type
+
+
+# --- export -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExportPlan:
+    layout: TableLayout
+    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
+    skipped_columns: tuple[str, ...] = ()
+
+    def decode(self, rows: Sequence[Row]) -> list[Row]:
+        if not self.decoders:
+            return list(rows)
+        out = []
+        for raw in rows:
+            row = list(raw)
+            for i, decode in self.decoders:
+                value = row[i]
+                if value is not None:
+                    try:
+                        row[i] = decode(value)
+                    except (ValueError, TypeError) as exc:
+                        raise InputError(f"stored value {value!r:.60} is not valid: {exc}",
+                                         table=self.layout.name, column=self.layout.columns[i]) from None
+            out.append(row)
+        return out
+
+
+def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities) -> ExportPlan:
+    """Catalogue tables export their catalogue columns that exist live (as Memoria does); other
+    tables export every live column."""
+    table = get_table(name)
+    if table is not None:
+        live_names = {c.name for c in live}
+        chosen = [c for c in live if table.column(c.name)]
+        chosen.sort(key=lambda c: table.column_names.index(c.name))
+        skipped = tuple(c.name for c in live if c.name not in table.column_names)
+        del live_names
+    else:
+        chosen, skipped = list(live), ()
+    types = tuple(column_type(table, c) for c in chosen)
+    layout = TableLayout(name, tuple(c.name for c in chosen), types)
+    decoders = tuple((i, caps.decoders[t]) for i, t in enumerate(types) if t in caps.decoders)
+    return ExportPlan(layout, decoders, skipped)
+
+
+# --- import -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Slot:
+    name: str
+    convert: Callable[[Any], Any]  # coerce file value, then encode for the driver
+    encode: Callable[[Any], Any]  # encode an already canonical value (defaults, JSON null)
+    default: Callable[[], Any] | None
+    required: bool
+    is_json: bool
+
+
+class ImportPlan:
+    """Turns file rows of one table into driver-ready tuples in the target's live column order."""
+
+    def __init__(self, name: str, live: Sequence[LiveColumn], caps: Capabilities, warn: Callable[[str], None]):
+        table = get_table(name)
+        self.name = name
+        self.columns = tuple(c.name for c in live)
+        self._known = frozenset(self.columns) | {JSON_NULL_KEY}
+        self._catalogue = frozenset(table.column_names) if table else frozenset()
+        self._warn = warn
+        self._dropped: set[str] = set()
+        self._slots = tuple(_slot(table, c, caps) for c in live)
+        self.has_autoincrement = bool(table and any(c.autoincrement for c in table.columns))
+        self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
+
+    def build(self, obj: dict[str, Any], where: int, source: str, by_row: bool = False) -> Row:
+        if not self._known.issuperset(obj.keys()):
+            self._unknown_keys(obj, where, source, by_row)
+        nulls = obj.get(JSON_NULL_KEY) or ()
+        out = []
+        slot = None
+        try:
+            for slot in self._slots:
+                value = obj.get(slot.name, _MISSING)
+                if value is None:
+                    if slot.is_json and slot.name in nulls:
+                        out.append(slot.encode(JSON_NULL))
+                    elif slot.required:
+                        raise ValueError("null in a NOT NULL column")
+                    else:
+                        out.append(None)
+                elif value is _MISSING:
+                    out.append(self._default(slot))
+                else:
+                    out.append(slot.convert(value))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InputError(str(exc), source=source, table=self.name, column=slot.name if slot else None,
+                             **_position(where, by_row)) from None
+        return tuple(out)
+
+    def _default(self, slot: _Slot) -> Any:
+        value = slot.default() if slot.default else None
+        if value is None:
+            if slot.required:
+                raise ValueError("missing value for a NOT NULL column without a default")
+            return None
+        return slot.encode(value)
+
+    def _unknown_keys(self, obj: dict[str, Any], where: int, source: str, by_row: bool) -> None:
+        for key in obj.keys() - self._known:
+            if not isinstance(key, str) or not _PLAIN_NAME.match(key):
+                raise InputError(f"invalid column name {key!r:.80}", source=source, table=self.name,
+                                 **_position(where, by_row))
+            if key not in self._dropped:
+                self._dropped.add(key)
+                where_known = "the catalogue's" if key in self._catalogue else "an unknown"
+                self._warn(f"{self.name}.{key}: {where_known} column, absent from the target table; values dropped")
+
+
+def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
+    ctype = column_type(table, live)
+    coerce = INPUT_COERCERS[ctype]
+    encode = caps.encoders.get(ctype)
+    known = table.column(live.name) if table else None
+    default = (lambda column=known: default_for(column)) if known and known.default is not None else None
+    required = not live.nullable and not (known and known.autoincrement)
+    if encode is None:
+        return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON)
+    return _Slot(live.name, lambda v, c=coerce, e=encode: e(c(v)), encode, default, required,
+                 ctype is ColumnType.JSON)
+
+
+def _position(where: int, by_row: bool) -> dict[str, int]:
+    return {"row": where} if by_row else {"line": where}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def check_table_name(name: Any, *, source: str | None = None, line: int | None = None) -> str:
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name):
+        raise InputError(f"invalid table name {name!r:.80}", source=source, line=line)
+    return name
