@@ -166,6 +166,15 @@ class PostgresConnection:
     async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
         q = self.capabilities.quote
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        if self._conn.is_in_transaction():
+            async for rows in self._cursor(sql, batch_rows):
+                yield rows
+            return
+        async with self.snapshot():  # server-side cursors live inside a transaction
+            async for rows in self._cursor(sql, batch_rows):
+                yield rows
+
+    async def _cursor(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         with _translated(self.url):
             cursor = await self._conn.cursor(sql)
             while True:
