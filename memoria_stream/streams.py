@@ -138,6 +138,8 @@ async def sniff_format(stream: ByteStream, *, limit: int = 64 * 1024 * 1024) -> 
 
 
 def _format_of_first_line(line: bytes) -> str:
+    if not line.strip():
+        return "ndjson"  # empty input: nothing to parse, reported as holding no table
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
