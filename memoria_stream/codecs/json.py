@@ -73,7 +73,8 @@ class JSONDecoder:
                     yield out
         except ijson.JSONError as exc:
             where = f" near byte {reader.consumed}" if reader.consumed else ""
-            raise InputError(f"malformed JSON{where}: {exc}", source=source, table=walker.table) from None
+            reason = (str(exc).strip().splitlines() or ["parse error"])[0]  # yajl adds a drawing below
+            raise InputError(f"malformed JSON{where}: {reason}", source=source, table=walker.table) from None
         if not walker.finished:
             raise InputError("the JSON document ends early", source=source, table=walker.table)
         for out in walker.flush():
