@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
-from .catalog import Column, Table, get_table, insert_order, utcnow
+from .catalog import Column, ForeignKey, Table, get_table, insert_order, utcnow
 from .drivers import Connection, connect
 from .errors import ConfigurationError, DatabaseError, MemoriaStreamError
 from .schema import create_index_sql, create_table_sql, ensure_tables
@@ -155,7 +155,7 @@ async def create_table_if_missing(conn: Connection, table: str | Table) -> bool:
 
 # --- columns -----------------------------------------------------------------------------------
 
-def sql_literal(conn: Connection, value: Any) -> str:
+def sql_literal(value: Any) -> str:
     """A constant usable in DDL (SQLite does not accept a bound parameter in a DEFAULT clause)."""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
@@ -176,7 +176,7 @@ def _column_ddl(conn: Connection, table: Table, column: Column) -> str:
     parts = [caps.quote(column.name), caps.column_type(column.type, column.length)]
     default = _literal_default(column)
     if default is not None:
-        parts.append(f"DEFAULT {sql_literal(conn, default)}")
+        parts.append(f"DEFAULT {sql_literal(default)}")
         if not column.nullable:
             parts.append("NOT NULL")
     fk = _foreign_key_for(table, column.name)
@@ -187,7 +187,7 @@ def _column_ddl(conn: Connection, table: Table, column: Column) -> str:
     return " ".join(parts)
 
 
-def _foreign_key_for(table: Table, column: str) -> Any:
+def _foreign_key_for(table: Table, column: str) -> ForeignKey | None:
     return next((fk for fk in table.foreign_keys if fk.columns == (column,)), None)
 
 
@@ -195,37 +195,41 @@ async def add_column_if_missing(conn: Connection, table: str, column: str) -> bo
     """Add one catalogue column; existing rows get its default (timestamps: now). True when added."""
     spec = catalog_table(table)
     col = catalog_column(spec, column)
-    if column in await column_names(conn, table):
-        return False
-    q = conn.capabilities.quote
-    async with step(conn, f"add {table}.{column}"):
-        await conn.execute(f"ALTER TABLE {q(table)} ADD COLUMN {_column_ddl(conn, spec, col)}")
-        if col.type is ColumnType.TIMESTAMP:
-            await _backfill_now(conn, table, column)
-    say(f"{table}: added column {column}")
-    if not col.nullable and col.type is ColumnType.TIMESTAMP and _literal_default(col) is None:
-        await set_not_null(conn, table, col)
-    return True
+    added = column not in await column_names(conn, table)
+    if added:
+        q = conn.capabilities.quote
+        async with step(conn, f"add {table}.{column}"):
+            await conn.execute(f"ALTER TABLE {q(table)} ADD COLUMN {_column_ddl(conn, spec, col)}")
+        say(f"{table}: added column {column}")
+    if col.type is ColumnType.TIMESTAMP:
+        # Also on a re-run: MySQL commits the ADD COLUMN at once, so a crash may have left NULLs behind.
+        await _complete_timestamp(conn, table, col)
+    return added
 
 
-async def _backfill_now(conn: Connection, table: str, column: str) -> None:
-    # A bound naive-UTC value rather than CURRENT_TIMESTAMP, whose time zone differs per server.
+async def _complete_timestamp(conn: Connection, table: str, column: Column) -> None:
+    """Back-fill NULLs with now (naive UTC, bound: CURRENT_TIMESTAMP's zone differs per server),
+    then make the column NOT NULL when the catalogue says so and the backend can alter it."""
     caps, q = conn.capabilities, conn.capabilities.quote
     now = caps.encoders.get(ColumnType.TIMESTAMP, lambda v: v)(utcnow())
-    await conn.execute(f"UPDATE {q(table)} SET {q(column)} = {caps.placeholders(1)} WHERE {q(column)} IS NULL", now)
+    async with step(conn, f"back-fill {table}.{column.name}"):
+        await conn.execute(
+            f"UPDATE {q(table)} SET {q(column.name)} = {caps.placeholders(1)} WHERE {q(column.name)} IS NULL", now)
+    live = next(c for c in await conn.columns(table) if c.name == column.name)
+    if live.nullable and not column.nullable and caps.dialect != "sqlite":
+        await set_not_null(conn, table, column)
 
 
 async def set_not_null(conn: Connection, table: str, column: Column) -> None:
-    """Make a back-filled column NOT NULL; SQLite cannot alter a column, so it stays nullable there."""
+    """Make a back-filled column NOT NULL (SQLite cannot alter a column, so callers skip it there)."""
     caps, q = conn.capabilities, conn.capabilities.quote
-    if caps.dialect == "sqlite":
-        return
     if caps.dialect == "postgresql":
         sql = f"ALTER TABLE {q(table)} ALTER COLUMN {q(column.name)} SET NOT NULL"
     else:
         sql = f"ALTER TABLE {q(table)} MODIFY {q(column.name)} {caps.column_type(column.type, column.length)} NOT NULL"
     async with step(conn, f"set {table}.{column.name} NOT NULL"):
         await conn.execute(sql)
+    say(f"{table}: {column.name} is now NOT NULL")
 
 
 async def ensure_indexes(conn: Connection, table: str, involving: Sequence[str] | None = None) -> list[str]:

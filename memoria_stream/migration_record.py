@@ -47,9 +47,12 @@ async def record_applied(url: str, name: str, path: Path, duration_ms: int) -> N
 
 
 async def _ensure_table(conn: Connection) -> None:
+    # Checked first rather than IF NOT EXISTS, which MySQL answers with a warning.
+    if TABLE in await conn.table_names():
+        return
     caps = conn.capabilities
     await conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {caps.quote(TABLE)} (\n"
+        f"CREATE TABLE {caps.quote(TABLE)} (\n"
         f"  name {caps.column_type(ColumnType.TEXT, 255)} NOT NULL PRIMARY KEY,\n"
         f"  checksum {caps.column_type(ColumnType.TEXT, 64)} NOT NULL,\n"
         f"  applied_at {caps.column_type(ColumnType.TIMESTAMP, None)} NOT NULL,\n"

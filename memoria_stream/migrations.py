@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 import anyio
 
+from .cli import add_database_url
 from .errors import InputError, MemoriaStreamError
-from .migration_record import applied_migrations, record_applied
+from .migration_record import applied_migrations, checksum, record_applied
 from .migration_process import run_script_process
 from .urls import mask_url, resolve_url
 
@@ -116,26 +117,24 @@ def _relative(script: MigrationScript, root: Path) -> str:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``migrate list`` and ``migrate run``."""
-    from .cli import add_database_url
-
     migrate = subparsers.add_parser("migrate", help="list and run schema migration scripts")
     actions = migrate.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="list the migration scripts (and their state when the DB answers)")
-    _add_common(listing, add_database_url)
+    _add_common(listing)
     listing.set_defaults(handler=list_command)
 
     run = actions.add_parser("run", help="run one migration script, or every pending one with --all")
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("name", nargs="?", metavar="NAME", help="script name (file stem) or filename")
     target.add_argument("--all", action="store_true", help="run every pending non-archived script in name order")
-    _add_common(run, add_database_url)
+    _add_common(run)
     run.add_argument("--dry-run", action="store_true", help="show what would run, change nothing")
     run.set_defaults(handler=run_command)
 
 
-def _add_common(parser: argparse.ArgumentParser, add_database_url: object) -> None:
-    add_database_url(parser)  # type: ignore[operator]
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    add_database_url(parser)
     parser.add_argument("--include-archived", action="store_true", help="also consider scripts under archive/")
     parser.add_argument("--migrations-dir", metavar="DIR", default=None,
                         help=f"folder of scripts (default: ${ENV_DIR}, then the packaged scripts)")
@@ -162,13 +161,19 @@ async def list_command(args: argparse.Namespace) -> int:
 def _list_line(script: MigrationScript, width: int, applied: dict[str, str] | None) -> str:
     parts = [script.name.ljust(width)]
     if applied is not None:
-        parts.append(("applied" if script.name in applied else "pending").ljust(7))
+        parts.append(_state(script, applied).ljust(7))
     if script.error:
         parts.append(f"! {script.error}")
     elif script.description:
         parts.append(script.description)
     line = "  ".join(parts)
     return f"{line} (archived)" if script.archived else line.rstrip()
+
+
+def _state(script: MigrationScript, applied: dict[str, str]) -> str:
+    if script.name not in applied:
+        return "pending"
+    return "applied" if applied[script.name] == checksum(script.path) else "changed"
 
 
 async def _applied_or_none(url: str) -> dict[str, str] | None:

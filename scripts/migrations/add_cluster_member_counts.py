@@ -1,0 +1,14 @@
+"""Add the tokens and chars counters (default 0) to cluster_members."""
+
+from __future__ import annotations
+
+from memoria_stream.migration_helpers import ensure_columns, open_target, run_script
+
+
+async def main() -> None:
+    async with open_target() as conn:
+        await ensure_columns(conn, "cluster_members", ["tokens", "chars"])
+
+
+if __name__ == "__main__":
+    run_script(main)
