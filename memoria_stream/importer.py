@@ -6,32 +6,52 @@ transaction as the load, so any failure leaves the target exactly as it was.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
 from .catalog import get_table, insert_order
-from .codecs.base import Event, Metadata, RowBatch, TableStart
+from .codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart
 from .drivers.base import Connection, LiveColumn
 from .errors import InputError, IntegrityFailure
 from .pipeline import channel, run_stages
 from .plan import ImportPlan, check_table_name
 from .reports import RunReport
+from .types import Row
 from .schema import drop_tables, ensure_tables, live_tables
 from .drivers.base import shielded
 
 OnBatch = Callable[[str, int, int], None]
+OnCounts = Callable[[dict[str, int]], None]
+FinalCheck = Callable[[Connection, Collection[str], dict[str, list[LiveColumn]]], Awaitable[None]]
+
+
+@dataclass
+class CanonicalBatch:
+    """Rows already holding canonical values (read from a database), in ``layout``'s column order.
+
+    ``copy`` feeds these instead of file objects: no detour through dicts and strict coercion."""
+
+    layout: TableLayout
+    rows: Sequence[Row]
+    size: int = 0  # approximate bytes, for progress only
 
 
 async def import_events(
     conn: Connection,
-    events: AsyncIterator[Event],
+    events: AsyncIterator[Event | CanonicalBatch],
     *,
     source: str,
     tables: Sequence[str] | None = None,
     truncate: bool = True,
     create_missing: bool = True,
     on_batch: OnBatch | None = None,
+    on_counts: OnCounts | None = None,
+    final_check: FinalCheck | None = None,
 ) -> RunReport:
-    """Load a decoded input into ``conn`` atomically; returns what was written per table."""
+    """Load a decoded input into ``conn`` atomically; returns what was written per table.
+
+    ``on_counts`` gets the row counts the input's metadata announces (progress totals);
+    ``final_check`` replaces the foreign-key check run inside the transaction before it commits."""
     report = RunReport("import")
     wanted = set(tables) if tables else None
     created = await _prepare_schema(conn, wanted, create_missing, report)
@@ -42,6 +62,7 @@ async def import_events(
             if unknown:
                 raise InputError(f"unknown table: {', '.join(unknown)}")
         loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
+        loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
         async with conn.transaction(foreign_keys=False):
             await loader.run(events)
     except BaseException:
@@ -70,8 +91,11 @@ class _Loader:
         self.plans: dict[str, ImportPlan] = {}
         self.header_tables: list[str] = []
         self.truncated: set[str] = set()
+        self.current: str | None = None
+        self.on_counts: OnCounts | None = None
+        self.final_check: FinalCheck = check_foreign_keys
 
-    async def run(self, events: AsyncIterator[Event]) -> None:
+    async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
 
         async def produce() -> None:
@@ -83,26 +107,31 @@ class _Loader:
 
         async def consume() -> None:
             async with receive:
-                async for kind, name, rows in receive:
-                    await self._apply(kind, name, rows)
+                async for kind, name, rows, size in receive:
+                    await self._apply(kind, name, rows, size)
 
         await run_stages(produce, consume)
         await self._finish()
 
-    def _prepare(self, event: Event) -> tuple[str, str, list] | None:  # type: ignore[type-arg]
+    def _prepare(self, event: Event | CanonicalBatch) -> tuple[str, str, list, int] | None:  # type: ignore[type-arg]
         if isinstance(event, Metadata):
             self.report.metadata = event.values
             self.header_tables = [n for n in event.table_names if n in self.live and self._selected(n)]
+            if self.on_counts:
+                self.on_counts(_announced_counts(event, self._selected))
             return None
         if isinstance(event, TableStart):
             name = self._table(event.table, event.line)
-            return ("start", name, []) if name else None
+            return ("start", name, [], 0) if name else None
+        if isinstance(event, CanonicalBatch):
+            name = self._table(event.layout.name, None)
+            return ("rows", name, self.plans[name].from_canonical(event.layout, event.rows), event.size) if name else None
         name = self._table(event.table, event.first_line)
         if name is None:
             return None
         plan = self.plans[name]
         rows = [plan.build(obj, _where(event, i), self.source, event.by_row) for i, obj in enumerate(event.rows)]
-        return ("rows", name, rows)
+        return ("rows", name, rows, event.size)
 
     def _selected(self, name: str) -> bool:
         return self.wanted is None or name in self.wanted
@@ -118,13 +147,18 @@ class _Loader:
             self.report.table(name)
         return name
 
-    async def _apply(self, kind: str, name: str, rows: list) -> None:  # type: ignore[type-arg]
+    async def _apply(self, kind: str, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+        if name != self.current:  # per-table timing: a table ends when the next one starts
+            if self.current is not None:
+                self.report.table(self.current).finish()
+            self.current = name
         await self._truncate(name)
         if kind == "rows" and rows:
             await self.conn.write(name, self.plans[name].columns, rows)
             self.report.table(name).rows += len(rows)
+            self.report.table(name).bytes += size
             if self.on_batch:
-                self.on_batch(name, len(rows), 0)
+                self.on_batch(name, len(rows), size)
 
     async def _truncate(self, name: str) -> None:
         if self.truncate and name not in self.truncated:
@@ -139,12 +173,20 @@ class _Loader:
             await self._truncate(name)
         if not self.plans:
             raise InputError("the input holds no recognised table; nothing was changed", source=self.source)
+        if self.current:
+            self.report.table(self.current).finish()
         for name in insert_order(list(self.plans)):
             plan = self.plans[name]
             if plan.autoincrement:
                 await self.conn.reset_sequence(name, plan.autoincrement)
-            self.report.table(name).finish()
-        await check_foreign_keys(self.conn, self.plans.keys(), self.live)
+        await self.final_check(self.conn, self.plans.keys(), self.live)
+
+
+def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[str, int]:
+    tables = meta.values.get("tables")
+    entries = tables if isinstance(tables, list) else []
+    return {t["name"]: t["row_count"] for t in entries if isinstance(t, dict) and isinstance(t.get("name"), str)
+            and isinstance(t.get("row_count"), int) and selected(t["name"])}
 
 
 def _where(batch: RowBatch, index: int) -> int:

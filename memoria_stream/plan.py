@@ -97,6 +97,32 @@ class ImportPlan:
         self._slots = tuple(_slot(table, c, caps) for c in live)
         self.has_autoincrement = bool(table and any(c.autoincrement for c in table.columns))
         self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
+        self._from_canonical: dict[TableLayout, Callable[[Row], Row]] = {}
+
+    def from_canonical(self, layout: TableLayout, rows: Sequence[Row]) -> list[Row]:
+        """Rows of canonical values (a database read, in ``layout`` order) as driver-ready tuples."""
+        convert = self._from_canonical.get(layout)
+        if convert is None:
+            convert = self._from_canonical[layout] = self._canonical_converter(layout)
+        try:
+            return [convert(row) for row in rows]
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InputError(str(exc), table=self.name) from None
+
+    def _canonical_converter(self, layout: TableLayout) -> Callable[[Row], Row]:
+        position = {name: i for i, name in enumerate(layout.columns)}
+        for name in layout.columns:
+            if name not in self._known and name not in self._dropped:
+                self._dropped.add(name)
+                self._warn(f"{self.name}.{name}: absent from the target table; values dropped")
+        if tuple(s.name for s in self._slots) == layout.columns and all(s.encode is _identity for s in self._slots):
+            return tuple  # the common case between servers: nothing to convert
+        picks = [(position.get(s.name), s) for s in self._slots]
+
+        def convert(row: Row) -> Row:
+            return tuple(self._default(s) if i is None else (None if row[i] is None else s.encode(row[i]))
+                         for i, s in picks)
+        return convert
 
     def build(self, obj: dict[str, Any], where: int, source: str, by_row: bool = False) -> Row:
         if not self._known.issuperset(obj.keys()):
