@@ -6,7 +6,7 @@ exception group and not the ``BrokenResourceError`` its neighbours got as a cons
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine, Iterator
 
 import anyio
 
@@ -21,7 +21,7 @@ def channel(size: int = QUEUE_BATCHES) -> tuple[anyio.abc.ObjectSendStream[Any],
     return anyio.create_memory_object_stream[Any](max_buffer_size=size)
 
 
-async def run_stages(*stages: Callable[[], Awaitable[None]]) -> None:
+async def run_stages(*stages: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run every stage concurrently; re-raise the first error that was a cause, not a consequence."""
     try:
         async with anyio.create_task_group() as group:
@@ -31,8 +31,9 @@ async def run_stages(*stages: Callable[[], Awaitable[None]]) -> None:
         raise root_cause(failure) from None
 
 
-def root_cause(group: BaseExceptionGroup) -> BaseException:
-    leaves = list(_leaves(group))
+def root_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of ``group`` that caused the failure rather than suffered it."""
+    leaves: list[BaseException] = list(_leaves(group))
     cancelled = anyio.get_cancelled_exc_class()
     for leaf in leaves:
         if not isinstance(leaf, (*_CONSEQUENCES, cancelled)):
@@ -40,7 +41,7 @@ def root_cause(group: BaseExceptionGroup) -> BaseException:
     return leaves[0]
 
 
-def _leaves(error: BaseException):  # type: ignore[no-untyped-def]
+def _leaves(error: BaseException) -> Iterator[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             yield from _leaves(inner)
