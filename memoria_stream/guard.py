@@ -68,17 +68,19 @@ async def backup_guard(
     auto_restore_on_mismatch: bool = True,
     check_size: bool = True,
     backup_dir: str | os.PathLike[str] | None = None,
+    keep: int | None = None,
 ) -> AsyncIterator[GuardReport]:
     """``async with backup_guard(url) as guard:`` restores the database when the block changed it.
 
     The block's own exception is always re-raised. If a restore fails as well, the block's exception
     carries a note naming the restore error (also in ``guard.restore_error``); when the block
     succeeded, the restore failure is raised as a ``DatabaseError``. A failing backup raises before
-    the block runs. ``backup_dir`` defaults to ``backups/`` in the working directory.
+    the block runs. ``backup_dir`` defaults to ``backups/`` in the working directory; with ``keep=N``
+    only the N newest guard backups of this database are kept (by default, as in Memoria, all are).
     """
     parsed = parse_url(url) if isinstance(url, str) else url
     report = GuardReport(parsed.masked())
-    report.backup_path = await create_backup(parsed, backup_dir, kind="guard")
+    report.backup_path = await create_backup(parsed, backup_dir, keep=keep, kind="guard")
     if report.backup_path is not None:
         report.counts_before, report.size_before = await _measure(parsed)
     failure: BaseException | None = None
@@ -101,7 +103,7 @@ async def _after(report: GuardReport, url: DatabaseURL, ignored: AbstractSet[str
     except Exception as exc:
         if failure is None:
             raise
-        failure.add_note(f"backup_guard: could not check the database afterwards: {exc}")
+        _note(failure, f"backup_guard: could not check the database afterwards: {exc}")
         return
     _compare(report, ignored, check_size)
     if not report.changed:
@@ -137,10 +139,17 @@ async def _restore(report: GuardReport, url: DatabaseURL, ignored: AbstractSet[s
         message = f"backup_guard: restoring {report.backup_path} into {report.url} failed: {exc}"
         if failure is None:
             raise DatabaseError(message) from exc
-        failure.add_note(message)  # the block's error stays the one raised; the restore error rides along
+        _note(failure, message)  # the block's error stays the one raised; the restore error rides along
         return
     report.restored = True
     log.warning("backup_guard: restored %s from %s", report.url, report.backup_path)
+
+
+def _note(exc: BaseException, text: str) -> None:
+    if hasattr(exc, "add_note"):
+        exc.add_note(text)
+    else:  # Python 3.10: no add_note, but __notes__ is where 3.11+ looks
+        setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), text])
 
 
 async def _drop_new_tables(url: DatabaseURL, names: AbstractSet[str]) -> None:
@@ -213,6 +222,7 @@ def backup_guard_sync(
     auto_restore_on_mismatch: bool = True,
     check_size: bool = True,
     backup_dir: str | os.PathLike[str] | None = None,
+    keep: int | None = None,
     backend: str = "asyncio",
 ) -> Iterator[GuardReport]:
     """``with backup_guard_sync(url) as guard:`` — ``backup_guard`` for synchronous code.
@@ -221,6 +231,6 @@ def backup_guard_sync(
     the calling thread. Do not call it from inside a running event loop's thread with blocking work.
     """
     guard = backup_guard(url, ignore_tables, auto_restore_on_mismatch=auto_restore_on_mismatch,
-                         check_size=check_size, backup_dir=backup_dir)
+                         check_size=check_size, backup_dir=backup_dir, keep=keep)
     with start_blocking_portal(backend) as portal, portal.wrap_async_context_manager(guard) as report:
         yield report
