@@ -1,0 +1,167 @@
+"""``POST /admin/migrations/import``: every request shape of Memoria's endpoint, read as a stream.
+
+* multipart: the field ``file`` (spooled to disk by the form parser, never held in memory) with
+  optional ``format``, ``truncate`` and repeated ``table`` fields;
+* a JSON body ``{"format", "truncate", "tables", "data"}`` where ``data`` is the export document or
+  a JSON/NDJSON string (parsed whole, so it has its own smaller size cap); a body that *is* an
+  export document (it has ``metadata``) is imported as it is;
+* anything else is the raw export (JSON or NDJSON, gzip allowed), streamed straight into the import.
+
+The query's ``?format=``, ``?truncate=`` and ``?table=`` apply to every shape. A request that
+carries no dataset is refused with 400 before the database is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Sequence
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from ..engine import import_data
+from ..errors import InputError
+from ..streams import CHUNK, Source, format_from_name
+from .inputs import (check_declared_size, format_param, limited_receive, query_tables, read_capped,
+                     tables_param, truncate_param)
+from .responses import failure, log, ok
+from .settings import Settings
+
+NO_DATASET = "No dataset provided"
+_FORM_LIMITS = {"max_files": 4, "max_fields": 32, "max_part_size": 1024 * 1024}
+
+
+@dataclass
+class ImportJob:
+    """What to import and how, whatever shape the request had."""
+
+    source: Source
+    label: str
+    format: str | None = None
+    tables: Sequence[str] | None = None
+    truncate: bool = True
+
+
+async def import_endpoint(request: Request) -> JSONResponse:
+    """Claim the database, read the request into an :class:`ImportJob`, run it atomically."""
+    settings: Settings = request.app.state.settings
+    try:
+        async with request.app.state.binder.lease() as binding:
+            with request.app.state.gate.claim(binding.url):
+                check_declared_size(request, settings.max_upload_bytes)
+                limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
+                async with import_job(limited, settings) as job:
+                    report = await import_data(
+                        job.source, database_url=binding.url, format=job.format, tables=job.tables,
+                        truncate=job.truncate, source_label=job.label)
+    except ClientDisconnect:
+        log.info("import: the client went away mid-upload; nothing was changed")
+        return failure(InputError("the upload was cut short; nothing was changed"), action="import")
+    except Exception as exc:
+        return failure(exc, action="import")
+    return ok(report.as_dict())
+
+
+@contextlib.asynccontextmanager
+async def import_job(request: Request, settings: Settings) -> AsyncIterator[ImportJob]:
+    """The request as an :class:`ImportJob`; uploads stay open (and on disk) until the block ends."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind == "multipart/form-data":
+        async with request.form(**_FORM_LIMITS) as form:
+            yield _multipart_job(request, form)
+    elif kind == "application/json" or kind.endswith("+json"):
+        yield await _json_job(request, settings)
+    else:
+        yield await _raw_job(request)
+
+
+def _multipart_job(request: Request, form: Any) -> ImportJob:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InputError(f"{NO_DATASET}: send the export in the multipart field 'file'")
+    if not upload.size:
+        raise InputError(f"{NO_DATASET}: the uploaded file is empty")
+    query = request.query_params
+    fmt = format_param(query.get("format"), form.get("format"))
+    if fmt is None and format_from_name(upload.filename or "") == "ndjson":
+        fmt = "ndjson"  # Memoria's filename hint; the engine would sniff it anyway
+    return ImportJob(
+        source=_upload_chunks(upload),
+        label=upload.filename or "upload",
+        format=fmt,
+        tables=query_tables(request) or tables_param(form.getlist("table") or None),
+        truncate=truncate_param(query.get("truncate", form.get("truncate"))),
+    )
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    await upload.seek(0)
+    while chunk := await upload.read(CHUNK):
+        yield chunk
+
+
+async def _json_job(request: Request, settings: Settings) -> ImportJob:
+    raw = await read_capped(request, settings.max_json_bytes, "JSON body")
+    try:
+        body = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError:
+        body = None  # not one JSON value: e.g. NDJSON sent as application/json; import it raw
+    if isinstance(body, dict) and "metadata" not in body:
+        return _wrapped_job(request, body)
+    if not raw.strip():
+        raise InputError(NO_DATASET)
+    return _query_job(request, raw, "request body")
+
+
+def _wrapped_job(request: Request, body: dict[str, Any]) -> ImportJob:
+    """``{"format", "truncate", "tables", "data"}``: unlike Memoria, a body without ``data`` (or
+    ``{}``) is refused instead of importing nothing over truncated tables."""
+    fmt = format_param(body.get("format"), request.query_params.get("format"))
+    source = _embedded(body.get("data"), fmt)
+    if fmt is None and not isinstance(body.get("data"), str):
+        fmt = "json"  # an embedded document was serialised by us: it is JSON
+    tables = tables_param(body["tables"]) if body.get("tables") is not None else query_tables(request)
+    flag = body["truncate"] if "truncate" in body else request.query_params.get("truncate")
+    return ImportJob(source=source, label="request data", format=fmt,
+                     tables=tables, truncate=truncate_param(flag))
+
+
+def _embedded(data: Any, fmt: str | None) -> bytes:
+    if data is None or data == "" or data == {} or (isinstance(data, str) and not data.strip()):
+        raise InputError(f"{NO_DATASET}: the JSON body needs 'data' (the export document or its text)")
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if not isinstance(data, dict):
+        raise InputError("'data' must be the export document (an object) or a JSON/NDJSON string")
+    if fmt == "ndjson":
+        raise InputError("format ndjson needs 'data' as a string of NDJSON lines")
+    if "data" not in data and "metadata" not in data:
+        data = {"data": data}  # a bare {table: [rows]} mapping: Memoria imported nothing from it
+    return orjson.dumps(data)
+
+
+async def _raw_job(request: Request) -> ImportJob:
+    stream = request.stream()
+    first = b""
+    async for chunk in stream:
+        if chunk:
+            first = chunk
+            break
+    if not first:
+        raise InputError(f"{NO_DATASET}: the request body is empty")
+    return _query_job(request, _prepend(first, stream), "request body")
+
+
+def _query_job(request: Request, source: Source, label: str) -> ImportJob:
+    query = request.query_params
+    return ImportJob(source=source, label=label, format=format_param(query.get("format")),
+                     tables=query_tables(request), truncate=truncate_param(query.get("truncate")))
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk

@@ -1,0 +1,67 @@
+"""``GET /health`` and ``POST /admin/settings/refresh``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..drivers import connect
+from ..errors import DatabaseError, MemoriaStreamError
+from ..urls import parse_url
+from .binding import Binding
+from .responses import error, log, ok
+
+CHECK_SECONDS = 5.0
+
+
+async def health(request: Request) -> JSONResponse:
+    """The bound database (password masked) and whether it answers; 503 when it does not."""
+    binding: Binding = request.app.state.binder.current
+    database: dict[str, object] = {"url": binding.masked, "backend": parse_url(binding.url).backend}
+    if _missing_sqlite_file(binding.url):
+        # Not an error: the first import creates it. Opening it here would create it as a side effect.
+        database.update(reachable=True, exists=False)
+    else:
+        database["reachable"] = await answers(binding.url)
+    status = "ok" if database["reachable"] else "unavailable"
+    return JSONResponse({"status": status, "database": database}, status_code=200 if status == "ok" else 503)
+
+
+async def refresh(request: Request) -> JSONResponse:
+    """Re-read the configuration and bind new requests to its database; in-flight ones stay put.
+
+    The new database must answer first: a refresh to a target that is down would take the whole
+    API down with it, so it is refused (503) and the old binding stays."""
+    settings = request.app.state.settings.reload()
+    binder = request.app.state.binder
+    if settings.database_url == binder.current.url:
+        current = binder.current.describe()
+        return ok({"changed": False, "old": current, "new": current})
+    if not await answers(settings.database_url):
+        return error("refresh refused: the new database does not answer; the binding is unchanged", 503)
+    old, new = binder.swap(settings.database_url)
+    request.app.state.settings = settings
+    log.info("refresh: %s -> %s (%d request(s) finishing on the old one)", old.masked, new.masked, old.in_flight)
+    return ok({"changed": True, "old": old.describe(), "new": new.describe()})
+
+
+async def answers(url: str) -> bool:
+    """Whether a connection opens and a query runs within a few seconds."""
+    with anyio.move_on_after(CHECK_SECONDS):
+        try:
+            async with connect(url) as conn:
+                await conn.fetch("SELECT 1")
+            return True
+        except MemoriaStreamError as exc:
+            if not isinstance(exc, DatabaseError):
+                log.warning("database check failed: %s", exc)
+            return False
+    return False
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    parsed = parse_url(url)
+    return parsed.backend == "sqlite" and not parsed.is_memory and not Path(str(parsed.database)).exists()
