@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any, Sequence
 
 import anyio
@@ -21,6 +23,7 @@ from .errors import MemoriaStreamError
 # Feature modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
     "memoria_stream.commands",
+    "memoria_stream.copy_commands",
     "memoria_stream.migrations",
     "memoria_stream.backup",
     "memoria_stream.api.commands",
@@ -56,22 +59,59 @@ def add_database_url(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stopped: list[int] = []  # the signal that stopped the run, if one did
+    # A dropped connection can leave asyncio logging "Future exception was never retrieved" for a
+    # driver-internal future after the real error was reported: the CLI's contract is one line.
+    logging.getLogger("asyncio").addHandler(logging.NullHandler())
+    logging.getLogger("asyncio").propagate = False
     try:
-        return int(anyio.run(_run, args) or 0)
+        result = anyio.run(_run, args, stopped)
     except KeyboardInterrupt:
-        _error("interrupted; the target was rolled back")
-        return EXIT_INTERRUPTED
+        return _interrupted(signal.SIGINT)
     except MemoriaStreamError as exc:
+        if stopped:  # an error raised while unwinding from the signal is a consequence of it
+            return _interrupted(stopped[0])
         _error(str(exc))
         return exc.exit_code
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`); nothing more to say.
         _silence_stdout()
         return 141
+    if stopped:
+        return _interrupted(stopped[0])
+    return int(result or 0)
 
 
-async def _run(args: argparse.Namespace) -> Any:
-    return await args.handler(args)
+async def _run(args: argparse.Namespace, stopped: list[int]) -> Any:
+    # SIGINT and SIGTERM cancel the command's scope: transactions roll back (shielded), partial
+    # output files are removed, connections close; main() then exits 128 + the signal number.
+    outcome: dict[str, Any] = {}
+    async with anyio.create_task_group() as group:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            group.start_soon(_watch_signals, group.cancel_scope, stopped)
+        try:
+            outcome["result"] = await args.handler(args)
+        except Exception as exc:  # kept out of the task group so it is not wrapped in a group
+            outcome["error"] = exc
+        group.cancel_scope.cancel()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
+async def _watch_signals(scope: anyio.CancelScope, stopped: list[int]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            stopped.append(int(signum))
+            scope.cancel()
+            return
+
+
+def _interrupted(signum: int) -> int:
+    name = signal.Signals(signum).name
+    _error(f"interrupted by {name}; stopped cleanly: the open transaction was rolled back and no partial "
+           "output file was left")
+    return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
 
 
 def _error(message: str) -> None:

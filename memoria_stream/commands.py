@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from .codecs import FORMATS
+from .codecs import DEFAULT_MAX_LINE, FORMATS
+from .copy_commands import add_verify_flag, check_verify_source, verify_after_import
 from .engine import export_data, import_data
+from .progress import add_progress_options, progress_for
 from .reports import RunReport
 from .urls import mask_url, resolve_url
 
@@ -35,6 +37,9 @@ def add_commands(subparsers: Any) -> None:
     imp.add_argument("--format", choices=FORMATS, default=None, help="json or ndjson (default: sniffed from content)")
     imp.add_argument("--no-truncate", action="store_true",
                      help="append instead of emptying the imported tables first (ids must not collide)")
+    imp.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE, metavar="N",
+                     help="refuse an NDJSON line longer than N bytes (default: 64 MiB)")
+    add_verify_flag(imp)
     _add_common(imp)
     imp.set_defaults(handler=run_import)
 
@@ -42,27 +47,36 @@ def add_commands(subparsers: Any) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", action="append", dest="tables", metavar="NAME",
                         help="limit to this table (repeatable)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display and no summary")
+    add_progress_options(parser)
 
 
 async def run_export(args: argparse.Namespace) -> int:
     url = resolve_url(args.database_url)
-    report = await export_data(args.destination, database_url=url, format=args.format, tables=args.tables)
-    if not args.quiet:
-        where = "stdout" if args.destination == "-" else args.destination
-        print_summary(report, f"Exported {report.total_rows} rows across {len(report.tables)} tables "
-                              f"from {mask_url(url)} to {where}")
+    progress = progress_for(args)
+    async with progress:
+        report = await export_data(args.destination, database_url=url, format=args.format, tables=args.tables,
+                                   on_batch=progress.on_batch if progress.active else None,
+                                   on_counts=progress.on_counts)
+    where = "stdout" if args.destination == "-" else args.destination
+    progress.summary(report, f"Exported {report.total_rows} rows across {len(report.tables)} tables "
+                             f"from {mask_url(url)} to {where}")
     return 0
 
 
 async def run_import(args: argparse.Namespace) -> int:
     url = resolve_url(args.database_url)
-    report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
-                               truncate=not args.no_truncate)
-    if not args.quiet:
-        print_summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables of "
-                              f"{mask_url(url)} (truncate={'no' if args.no_truncate else 'yes'}, "
-                              f"format={report.format})")
+    check_verify_source(args)
+    progress = progress_for(args)
+    async with progress:
+        report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
+                                   truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
+                                   on_batch=progress.on_batch if progress.active else None,
+                                   on_counts=progress.on_counts)
+    progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables of "
+                             f"{mask_url(url)} (truncate={'no' if args.no_truncate else 'yes'}, "
+                             f"format={report.format})")
+    await verify_after_import(args, report)
     return 0
 
 

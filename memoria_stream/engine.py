@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
 
-from .codecs import decoder_for, encoder_for, normalise_format
+from .codecs import DEFAULT_MAX_LINE, decoder_for, encoder_for, normalise_format
 from .drivers import connect
 from .exporter import BATCH_ROWS, OnBatch, export_tables, resolve_tables
 from .importer import import_events
@@ -100,20 +100,23 @@ async def import_data(
     truncate: bool = True,
     source_label: str | None = None,
     on_batch: OnBatch | None = None,
+    on_counts: Callable[[dict[str, int]], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE,
 ) -> RunReport:
     """Import a file path, ``-`` (stdin), bytes or an async byte iterator into the database.
 
-    The format is taken from ``format``, else sniffed from the content. The load is atomic."""
+    The format is taken from ``format``, else sniffed from the content. The load is atomic.
+    An NDJSON line longer than ``max_line_bytes`` is refused (memory stays bounded)."""
     started = time.perf_counter()
     label = source_label or source_name(source)
     fmt = normalise_format(format)
     async with open_source(source, name=label) as stream:
         if fmt is None:
-            fmt, stream = await sniff_format(stream)
-        events = decoder_for(fmt).events(stream, source=label)
+            fmt, stream = await sniff_format(stream, limit=max_line_bytes)
+        events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
         async with connect(resolve_url(database_url)) as conn:
             report = await import_events(conn, events, source=label, tables=tables, truncate=truncate,
-                                         on_batch=on_batch)
+                                         on_batch=on_batch, on_counts=on_counts)
     report.format = fmt
     report.seconds = time.perf_counter() - started
     return report

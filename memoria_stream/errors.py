@@ -66,6 +66,12 @@ class IntegrityFailure(DatabaseError):
     exit_code = 6
 
 
+class OutputError(MemoriaStreamError):
+    """Raised when an output file cannot be written (disk full, no permission); no partial file is left."""
+
+    exit_code = 8
+
+
 class VerificationError(MemoriaStreamError):
     """Raised when two datasets that should be equal are not."""
 

@@ -141,10 +141,10 @@ async def create_table_if_missing(conn: Connection, table: str | Table) -> bool:
         return False
     parents = _with_parents(table.parents)
     async with step(conn, f"create table {table.name}"):
-        for name in (await ensure_tables(conn, parents)).created:
+        for name in (await ensure_tables(conn, parents, own_transaction=False)).created:
             say(f"{name}: created table")
         if get_table(table.name) is table:
-            await ensure_tables(conn, [table.name])
+            await ensure_tables(conn, [table.name], own_transaction=False)
         else:
             await conn.execute(create_table_sql(conn.capabilities, table))
             for statement in create_index_sql(conn.capabilities, table):

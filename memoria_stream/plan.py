@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .catalog import Table, default_for, get_table
-from .codecs.base import JSON_NULL_KEY, TableLayout
+from .codecs.base import JSON_NULL_KEY, RowBatch, TableLayout
 from .drivers.base import Capabilities, LiveColumn
 from .errors import InputError
+from .limits import value_check
 from .types import JSON_NULL, ColumnType, Row
 from .values import INPUT_COERCERS
 
@@ -81,6 +82,17 @@ class _Slot:
     default: Callable[[], Any] | None
     required: bool
     is_json: bool
+    # Value types ``convert`` returns unchanged: a column holding only these needs no per-value call.
+    unchanged: frozenset[type] = frozenset()
+
+
+# Canonical input types that coerce to themselves (when the backend has no encoder for the type).
+_UNCHANGED = {
+    ColumnType.TEXT: frozenset({str}), ColumnType.INTEGER: frozenset({int}),
+    ColumnType.FLOAT: frozenset({float}), ColumnType.BOOLEAN: frozenset({bool}),
+}
+_NONE = type(None)
+_MISSING_TYPE = type(_MISSING)
 
 
 class ImportPlan:
@@ -123,6 +135,38 @@ class ImportPlan:
             return tuple(self._default(s) if i is None else (None if row[i] is None else s.encode(row[i]))
                          for i, s in picks)
         return convert
+
+    def build_batch(self, batch: RowBatch, source: str) -> list[Row]:
+        """Every row of ``batch``, converted column by column; any row the fast path cannot take
+        as is (unknown keys, JSON nulls, bad values) sends the batch through :meth:`build`, which
+        converts row by row and names the line and column of the first problem."""
+        try:
+            rows = self._columnwise(batch.rows)
+        except (ValueError, TypeError, OverflowError):
+            rows = None
+        if rows is None:
+            return [self.build(obj, batch.lines[i] if batch.lines else batch.first_line + i, source, batch.by_row)
+                    for i, obj in enumerate(batch.rows)]
+        return rows
+
+    def _columnwise(self, objs: list[dict[str, Any]]) -> list[Row] | None:
+        keys = set().union(*objs)
+        if not keys <= self._known or JSON_NULL_KEY in keys:
+            return None
+        columns = []
+        for slot in self._slots:
+            if slot.name not in keys:
+                columns.append([self._default(slot) for _ in objs])
+                continue
+            values = [obj.get(slot.name, _MISSING) for obj in objs]
+            types = set(map(type, values))
+            if _MISSING_TYPE in types or (slot.required and _NONE in types):
+                return None
+            if not types <= slot.unchanged | {_NONE}:
+                convert = slot.convert
+                values = [None if v is None else convert(v) for v in values]
+            columns.append(values)
+        return list(zip(*columns))
 
     def build(self, obj: dict[str, Any], where: int, source: str, by_row: bool = False) -> Row:
         if not self._known.issuperset(obj.keys()):
@@ -175,8 +219,14 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
     known = table.column(live.name) if table else None
     default = (lambda column=known: default_for(column)) if known and known.default is not None else None
     required = not live.nullable and not (known and known.autoincrement)
+    check = value_check(caps, live, ctype)
+    if check is not None:  # the column has limits (length, range, no NUL): every value is checked
+        enc = encode or _identity
+        return _Slot(live.name, lambda v, c=coerce, k=check, e=enc: e(k(c(v))), lambda v, k=check, e=enc: e(k(v)),
+                     default, required, ctype is ColumnType.JSON)
     if encode is None:
-        return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON)
+        return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON,
+                     _UNCHANGED.get(ctype, frozenset()))
     return _Slot(live.name, lambda v, c=coerce, e=encode: e(c(v)), encode, default, required,
                  ctype is ColumnType.JSON)
 

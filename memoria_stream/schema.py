@@ -59,15 +59,18 @@ async def live_tables(conn: Connection) -> dict[str, list[LiveColumn]]:
     return {name: await conn.columns(name) for name in await conn.table_names()}
 
 
-async def ensure_tables(conn: Connection, names: Iterable[str], *, indexes: bool = True) -> SchemaReport:
-    """Create every catalogue table in ``names`` that the database lacks (parents first)."""
+async def ensure_tables(conn: Connection, names: Iterable[str], *, indexes: bool = True,
+                        own_transaction: bool = True) -> SchemaReport:
+    """Create every catalogue table in ``names`` that the database lacks (parents first).
+
+    ``own_transaction=False`` when the caller already holds a transaction (e.g. a migration step)."""
     report = SchemaReport()
     existing = set(await conn.table_names())
     missing = [get_table(n) for n in insert_order(list(names)) if get_table(n) and n not in existing]
     if not missing:
         return report
     # One transaction where DDL is transactional: all or nothing, and one fsync instead of dozens.
-    async with _ddl_transaction(conn):
+    async with _ddl_transaction(conn, own_transaction):
         for table in missing:
             assert table is not None
             await conn.execute(create_table_sql(conn.capabilities, table))
@@ -79,8 +82,8 @@ async def ensure_tables(conn: Connection, names: Iterable[str], *, indexes: bool
 
 
 @contextlib.asynccontextmanager
-async def _ddl_transaction(conn: Connection) -> AsyncIterator[None]:
-    if conn.capabilities.transactional_ddl:
+async def _ddl_transaction(conn: Connection, wanted: bool) -> AsyncIterator[None]:
+    if wanted and conn.capabilities.transactional_ddl:
         async with conn.transaction():
             yield
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import uuid
 import zlib
@@ -15,7 +16,7 @@ from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Union
 import aiofiles
 import orjson
 
-from .errors import InputError
+from .errors import InputError, OutputError
 from .types import ByteStream
 
 CHUNK = 1024 * 1024
@@ -101,9 +102,11 @@ async def _gunzip(stream: ByteStream, label: str) -> ByteStream:
     packed = unpacked = 0
     try:
         async for chunk in stream:
-            packed += len(chunk)
             while chunk:
                 out = inflater.decompress(chunk, CHUNK)
+                # Count the input this output came from, not the whole chunk read: a bomb is then
+                # caught after ~10 MiB of output, whatever the size of the chunks read.
+                packed += len(chunk) - len(inflater.unconsumed_tail)
                 unpacked += len(out)
                 if unpacked > 10 * CHUNK and unpacked > packed * DEFAULT_MAX_GUNZIP_RATIO:
                     raise InputError("gzip input inflates more than 1000:1; refusing it as a gzip bomb", source=label)
@@ -137,13 +140,19 @@ async def sniff_format(stream: ByteStream, *, limit: int = 64 * 1024 * 1024) -> 
     return _format_of_first_line(first), replay
 
 
+_ONE_LINE_OBJECT = re.compile(rb'\s*\{\s*"table"\s*:\s*"')
+
+
 def _format_of_first_line(line: bytes) -> str:
     if not line.strip():
         return "ndjson"  # empty input: nothing to parse, reported as holding no table
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "json"  # an indented document starts with a bare "{"
+        # An indented document starts with a bare "{". A first line that opens a row object
+        # but does not parse (invalid UTF-8, too deep, cut short) is an NDJSON row, reported by
+        # the NDJSON decoder with its line number.
+        return "ndjson" if _ONE_LINE_OBJECT.match(line) else "json"
     if isinstance(obj, dict) and ("table" in obj and "data" in obj or set(obj) == {"metadata"}):
         return "ndjson"
     return "json"
@@ -167,14 +176,16 @@ async def open_sink(destination: str | Path) -> AsyncIterator[Sink]:
             await out.flush()
         return
     final = Path(destination)
-    final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         async with aiofiles.open(partial, "wb") as out:
             yield out.write
             await out.flush()
             os.fsync(out.fileno())
         os.replace(partial, final)
+    except OSError as exc:  # disk full, no permission, read-only file system: one line, no partial file
+        raise OutputError(f"cannot write {final}: {exc.strerror or exc}; no file was left under that name") from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial)

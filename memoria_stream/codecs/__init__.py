@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import InputError
 from .base import Decoder, Encoder
 from .json import JSONDecoder, JSONEncoder
-from .ndjson import NDJSONDecoder, NDJSONEncoder
+from .ndjson import DEFAULT_MAX_LINE, NDJSONDecoder, NDJSONEncoder
 
 FORMATS = ("json", "ndjson")
 
@@ -25,8 +25,9 @@ def encoder_for(name: str) -> Encoder:
     return NDJSONEncoder() if normalise_format(name) == "ndjson" else JSONEncoder()
 
 
-def decoder_for(name: str) -> Decoder:
-    return NDJSONDecoder() if normalise_format(name) == "ndjson" else JSONDecoder()
+def decoder_for(name: str, *, max_line: int = DEFAULT_MAX_LINE) -> Decoder:
+    """The decoder for a format; ``max_line`` bounds one NDJSON line in bytes (a longer one is an error)."""
+    return NDJSONDecoder(max_line=max_line) if normalise_format(name) == "ndjson" else JSONDecoder()
 
 
-__all__ = ["FORMATS", "Decoder", "Encoder", "decoder_for", "encoder_for", "normalise_format"]
+__all__ = ["DEFAULT_MAX_LINE", "FORMATS", "Decoder", "Encoder", "decoder_for", "encoder_for", "normalise_format"]

@@ -15,6 +15,7 @@ from ..types import ByteStream, Row
 from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
 
 BATCH_ROWS = 1000
+MAX_DEPTH = 512  # as deep as a value may nest (orjson, for NDJSON, stops at 1024 levels)
 _ROW_INDENT = b"\n      "
 
 
@@ -73,8 +74,11 @@ class JSONDecoder:
                     yield out
         except ijson.JSONError as exc:
             where = f" near byte {reader.consumed}" if reader.consumed else ""
-            reason = (str(exc).strip().splitlines() or ["parse error"])[0]  # yajl adds a drawing below
-            raise InputError(f"malformed JSON{where}: {reason}", source=source, table=walker.table) from None
+            detail = exc.args[0] if exc.args else ""
+            text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+            reason = (text.strip().splitlines() or ["parse error"])[0]  # yajl adds a drawing below
+            raise InputError(f"malformed JSON{where}: {reason}", source=source, table=walker.table,
+                             column=walker.key, row=walker.index + 1 if walker.table else None) from None
         if not walker.finished:
             raise InputError("the JSON document ends early", source=source, table=walker.table)
         for out in walker.flush():
@@ -91,6 +95,7 @@ class _Walker:
         self.top_key: str | None = None
         self.table: str | None = None
         self.builder: ijson.ObjectBuilder | None = None
+        self.key: str | None = None  # the column being read, for error messages
         self.builder_depth = 0
         self.batch: RowBatch | None = None
         self.index = 0
@@ -133,7 +138,7 @@ class _Walker:
         return out
 
     def _start_builder(self, event: str, value: Any) -> None:
-        self.builder = ijson.ObjectBuilder()
+        self.builder, self.key = ijson.ObjectBuilder(), None
         self.builder.event(event, value)
         self.builder_depth = 1 if event in ("start_map", "start_array") else 0
         if self.builder_depth == 0:
@@ -142,8 +147,13 @@ class _Walker:
     def _build(self, event: str, value: Any) -> list[Event]:
         assert self.builder is not None
         self.builder.event(event, value)
+        if event == "map_key" and self.builder_depth == 1:
+            self.key = value
         if event in ("start_map", "start_array"):
             self.builder_depth += 1
+            if self.builder_depth > MAX_DEPTH:  # ijson's event prefixes grow with depth: stop early
+                raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=self.source, table=self.table,
+                                 row=self.index + 1 if self.table else None, column=self.key)
         elif event in ("end_map", "end_array"):
             self.builder_depth -= 1
         if self.builder_depth == 0:

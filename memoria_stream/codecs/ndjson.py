@@ -8,11 +8,12 @@ import orjson
 
 from ..errors import InputError
 from ..types import ByteStream, Row
+from .diagnose import describe_failure, table_named
 from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
 
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 BATCH_ROWS = 2000
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024  # with a few batches queued per stage, this bounds peak memory
 
 
 class NDJSONEncoder:
@@ -82,7 +83,8 @@ def _parse(line: bytes, number: int, source: str) -> dict[str, Any] | None:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc}", source=source, line=number) from None
+        reason, table, column = describe_failure(line, exc)
+        raise InputError(reason, source=source, line=number, table=table, column=column) from None
     if not isinstance(obj, dict):
         raise InputError("expected a JSON object on this line", source=source, line=number)
     return obj
@@ -108,6 +110,8 @@ async def _lines(stream: ByteStream, max_line: int, source: str) -> AsyncIterato
         end = chunk.find(b"\n")
         while end != -1:
             number += 1
+            if len(pending) + end - start > max_line:
+                _too_long(pending or chunk[start:end], max_line, source, number)
             if pending:
                 pending += chunk[start:end]
                 yield number, bytes(pending)
@@ -118,6 +122,11 @@ async def _lines(stream: ByteStream, max_line: int, source: str) -> AsyncIterato
             end = chunk.find(b"\n", start)
         pending += chunk[start:]
         if len(pending) > max_line:
-            raise InputError(f"line longer than {max_line} bytes", source=source, line=number + 1)
+            _too_long(pending, max_line, source, number + 1)
     if bytes(pending).strip():
         yield number + 1, bytes(pending)
+
+
+def _too_long(head: bytes | bytearray, max_line: int, source: str, number: int) -> None:
+    raise InputError(f"line longer than {max_line} bytes (see --max-line-bytes)", source=source, line=number,
+                     table=table_named(bytes(head[:256])))

@@ -26,6 +26,11 @@ class Capabilities:
     autoincrement_pk: str  # column definition of an autoincrement integer primary key
     table_suffix: str = ""  # e.g. MySQL's ENGINE/CHARSET clause
     index_if_not_exists: bool = True
+    # What columns can hold (read by ``limits.value_check`` to name a value that does not fit):
+    text_allows_nul: bool = True  # PostgreSQL rejects U+0000 in text
+    enforces_text_length: bool = True  # SQLite ignores VARCHAR(n)
+    sized_integers: bool = True  # SQLite integers are always 64-bit
+    text_byte_limits: Mapping[str, int] = field(default_factory=dict)  # declared type -> max bytes
     # Values from the file arrive canonical; these turn them into what the driver library expects
     # on write, and what it returns into canonical values on read (one place per backend).
     encoders: Mapping[ColumnType, Converter] = field(default_factory=dict)
@@ -97,6 +102,25 @@ class Connection(Protocol):
         ...
 
     async def database_size(self) -> int: ...
+
+
+# Reads are bounded by bytes as well as rows: a batch of 5,000 long memories is tens of MB of
+# Python objects, and a few such batches queued between stages would dominate peak memory.
+READ_BATCH_BYTES = 1 << 20
+PROBE_ROWS = 64
+
+
+def approximate_bytes(rows: Sequence[Row]) -> int:
+    """Text and binary lengths plus 8 per other value: a cheap size estimate for batching."""
+    return sum(len(v) if isinstance(v, (str, bytes)) else 8 for row in rows for v in row)
+
+
+def rows_per_batch(sample: Sequence[Row], batch_rows: int, target: int = READ_BATCH_BYTES) -> int:
+    """How many rows like ``sample`` (a table's first rows) make a batch of about ``target`` bytes."""
+    if not sample:
+        return batch_rows
+    per_row = max(1, approximate_bytes(sample) // len(sample))
+    return max(1, min(batch_rows, target // per_row))
 
 
 def quote_all(caps: Capabilities, names: Sequence[str]) -> str:

@@ -12,7 +12,7 @@ from ..errors import DatabaseError, IntegrityFailure
 from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text
-from .base import Capabilities, LiveColumn, shielded
+from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
 
 CAPABILITIES = Capabilities(
     dialect="mysql",
@@ -30,6 +30,7 @@ CAPABILITIES = Capabilities(
     varchar="VARCHAR({n})",
     autoincrement_pk="INTEGER NOT NULL AUTO_INCREMENT",
     table_suffix=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    text_byte_limits={"tinytext": 255, "text": 65535, "mediumtext": 16777215},
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text, T.BOOLEAN: bool, T.FLOAT: float},
 )
@@ -171,11 +172,11 @@ class MySQLConnection:
             cursor = await self._conn.cursor(aiomysql.SSCursor)
             try:
                 await cursor.execute(sql)
-                while True:
-                    rows = await cursor.fetchmany(batch_rows)
-                    if not rows:
-                        return
+                size = min(batch_rows, PROBE_ROWS)
+                while rows := await cursor.fetchmany(size):
                     yield list(rows)
+                    if size == PROBE_ROWS:
+                        size = rows_per_batch(rows, batch_rows)
             finally:
                 await shielded(cursor.close())
 

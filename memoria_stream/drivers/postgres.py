@@ -12,7 +12,7 @@ from ..errors import DatabaseError, IntegrityFailure
 from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text
-from .base import Capabilities, LiveColumn, shielded
+from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
 
 CAPABILITIES = Capabilities(
     dialect="postgresql",
@@ -27,6 +27,7 @@ CAPABILITIES = Capabilities(
     },
     varchar="VARCHAR({n})",
     autoincrement_pk="SERIAL NOT NULL",
+    text_allows_nul=False,
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text},
 )
@@ -48,7 +49,8 @@ def _translated(url: DatabaseURL):
         raise IntegrityFailure(f"PostgreSQL: {_message(exc)}") from exc
     except asyncpg.PostgresError as exc:
         raise DatabaseError(f"PostgreSQL: {_message(exc)}") from exc
-    except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
+    except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions._base.InternalClientError) as exc:  # a session killed mid-fetch surfaces as either
         raise DatabaseError(f"PostgreSQL {url.masked()}: connection lost: {exc}") from exc
 
 
@@ -117,9 +119,10 @@ class PostgresConnection:
 
     async def columns(self, table: str) -> list[LiveColumn]:
         rows = await self.fetch(
-            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "SELECT column_name, data_type, is_nullable, character_maximum_length FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position", table)
-        return [LiveColumn(name, _TYPES.get(dtype, T.TEXT), nullable == "YES", dtype) for name, dtype, nullable in rows]
+        return [LiveColumn(name, _TYPES.get(dtype, T.TEXT), nullable == "YES", f"{dtype}({size})" if size else dtype)
+                for name, dtype, nullable, size in rows]
 
     async def index_names(self, table: str) -> list[str]:
         rows = await self.fetch(
@@ -177,11 +180,11 @@ class PostgresConnection:
     async def _cursor(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         with _translated(self.url):
             cursor = await self._conn.cursor(sql)
-            while True:
-                rows = await cursor.fetch(batch_rows)
-                if not rows:
-                    return
+            size = min(batch_rows, PROBE_ROWS)
+            while rows := await cursor.fetch(size):
                 yield rows
+                if size == PROBE_ROWS:
+                    size = rows_per_batch(rows, batch_rows)
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         with _translated(self.url):

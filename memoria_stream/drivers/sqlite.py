@@ -13,7 +13,7 @@ from ..errors import DatabaseError, IntegrityFailure
 from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
-from .base import Capabilities, LiveColumn, shielded as _shielded
+from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded
 
 
 def _float(value: Any) -> float:
@@ -38,6 +38,8 @@ CAPABILITIES = Capabilities(
     },
     varchar="VARCHAR({n})",
     autoincrement_pk="INTEGER NOT NULL",  # with PRIMARY KEY (id): a rowid alias
+    enforces_text_length=False,
+    sized_integers=False,
     encoders={T.TIMESTAMP: sqlite_timestamp, T.BOOLEAN: int, T.JSON: json_to_text},
     decoders={T.TIMESTAMP: _timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: _float},
 )
@@ -93,7 +95,7 @@ class SQLiteConnection:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(Exception):
-                await self._db.close()
+                await _shielded(self._db.close())  # a cancelled close would leak aiosqlite's thread
 
     async def execute(self, sql: str, *params: Any) -> None:
         with _translated(self.url):
@@ -162,12 +164,11 @@ class SQLiteConnection:
         with _translated(self.url):
             cursor = await self._db.execute(sql)
             try:
-                cursor.arraysize = batch_rows
-                while True:
-                    rows = await cursor.fetchmany(batch_rows)
-                    if not rows:
-                        return
+                size = min(batch_rows, PROBE_ROWS)  # one large fetch per thread hop, sized by bytes
+                while rows := await cursor.fetchmany(size):
                     yield rows
+                    if size == PROBE_ROWS:
+                        size = rows_per_batch(rows, batch_rows)
             finally:
                 await cursor.close()
 

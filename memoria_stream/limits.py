@@ -1,0 +1,74 @@
+"""What a target column can hold, checked before a row is sent, so that a value that does not fit
+is reported with its file, line, table and column instead of as a server error about "row 3".
+
+The limits come from the live column's declared type (``varchar(255)``, ``bigint``, ``int unsigned``)
+and from the backend's capabilities record (whether text may hold NUL, whether lengths are enforced).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any, Callable
+
+from .drivers.base import Capabilities, LiveColumn
+from .types import ColumnType
+
+Check = Callable[[Any], Any]
+
+# Integer widths by the words of declared types, most specific first ("bigint" contains "int").
+_INTEGER_BITS = (("bigint", 64), ("int8", 64), ("mediumint", 24), ("smallint", 16), ("int2", 16),
+                 ("tinyint", 8), ("bigserial", 64), ("serial", 32), ("int", 32))
+_CHAR_LENGTH = re.compile(r"char[a-z ]*\((\d+)\)", re.IGNORECASE)
+_UTF8_MAX = 4  # bytes per character, at most
+
+
+def value_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Check | None:
+    """A function that returns a canonical value unchanged or raises ``ValueError`` saying why the
+    column cannot hold it; ``None`` when the column takes every value of its type."""
+    if ctype is ColumnType.TEXT:
+        length = declared_length(live.declared_type) if caps.enforces_text_length else None
+        max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
+        if length is None and max_bytes is None and caps.text_allows_nul:
+            return None
+        return partial(_check_text, length, max_bytes, caps.text_allows_nul)
+    if ctype is ColumnType.INTEGER:
+        low, high = integer_bounds(caps, live.declared_type)
+        return partial(_check_integer, low, high, live.declared_type or "INTEGER")
+    return None
+
+
+def declared_length(declared: str) -> int | None:
+    """``n`` of ``varchar(n)`` / ``character varying(n)`` / ``char(n)``; ``None`` when unbounded."""
+    match = _CHAR_LENGTH.search(declared)
+    return int(match.group(1)) if match else None
+
+
+def integer_bounds(caps: Capabilities, declared: str) -> tuple[int, int]:
+    """The range of an integer column (64-bit where the backend does not size integers)."""
+    lowered = declared.lower()
+    bits = 64
+    if caps.sized_integers:
+        bits = next((b for word, b in _INTEGER_BITS if word in lowered), 64)
+    if "unsigned" in lowered:
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _check_text(length: int | None, max_bytes: int | None, nul_ok: bool, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if length is not None and len(value) > length:
+        raise ValueError(f"text of {len(value)} characters does not fit the column's {length}")
+    if max_bytes is not None and len(value) * _UTF8_MAX > max_bytes and len(value.encode()) > max_bytes:
+        raise ValueError(f"text of {len(value.encode())} bytes does not fit the column's {max_bytes}")
+    if not nul_ok and "\x00" in value:
+        raise ValueError(f"text holds a NUL character (at offset {value.index(chr(0))}), "
+                         "which this database cannot store")
+    return value
+
+
+def _check_integer(low: int, high: int, declared: str, value: Any) -> Any:
+    if isinstance(value, int) and not low <= value <= high:
+        raise ValueError(f"integer {value} is out of range for {declared} ({low}..{high})")
+    return value
