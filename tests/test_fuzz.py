@@ -45,8 +45,7 @@ _TRIED: dict[str, int] = {}
 
 # --- encode -> decode properties ----------------------------------------------------------------
 
-# -2**63 is left out: ijson's yajl backend reports "integer overflow" for it (see the xfail below).
-_INT64 = st.integers(-(2**63) + 1, 2**63 - 1)
+_INT64 = st.integers(-(2**63), 2**63 - 1)
 _json_leaf = st.none() | st.booleans() | _INT64 | st.text() | st.floats(
     allow_nan=False, allow_infinity=False)
 _json = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -102,8 +101,8 @@ async def test_encode_decode_returns_the_same_rows(fmt: str, table: tuple[TableL
     assert [canonical(list(r)) for r in back] == [canonical(list(r)) for r in rows]
 
 
-@pytest.mark.xfail(strict=True, reason="known: ijson's yajl2_c backend cannot parse -9223372036854775808")
 async def test_json_codec_int64_min() -> None:
+    """yajl rejects -2**63 when asked for floats; the decoder parses numbers as Decimal instead."""
     layout = TableLayout("fuzzed", ("c0",), (T.INTEGER,))
     assert await _round_trip("json", layout, [(-(2**63),)], 4096) == [(-(2**63),)]
 

@@ -6,6 +6,7 @@ tables in alphabetical order; the decoder accepts any key order and streams rows
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, AsyncIterator, Mapping, Sequence
 
 import ijson
@@ -69,7 +70,7 @@ class JSONDecoder:
         reader = _Reader(stream)
         walker = _Walker(source, self.batch_rows)
         try:
-            async for prefix, event, value in ijson.parse_async(reader, use_float=True):
+            async for prefix, event, value in ijson.parse_async(reader):
                 for out in walker.feed(prefix, event, value):
                     yield out
         except ijson.JSONError as exc:
@@ -103,6 +104,9 @@ class _Walker:
         self.saw_data = False
 
     def feed(self, prefix: str, event: str, value: Any) -> list[Event]:
+        if event == "number" and isinstance(value, Decimal):
+            # Decimals, not ijson's use_float=True: that option makes yajl reject -2**63.
+            value = float(value)
         if self.builder is not None:
             return self._build(event, value)
         opens, closes = event in ("start_map", "start_array"), event in ("end_map", "end_array")
