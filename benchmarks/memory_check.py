@@ -1,6 +1,6 @@
 """The memory contract: every memoria-stream path's peak RSS stays flat as the data grows.
 
-    python benchmarks/memory_check.py --sizes 5000,50000        # what CI runs (a few minutes)
+    python benchmarks/memory_check.py --sizes 20000,100000      # what CI runs (about a minute)
     python benchmarks/memory_check.py --sizes 50000,500000      # the issue's sizes
 
 Runs every memoria-stream path (export to NDJSON and JSON, import into PostgreSQL, MariaDB and
@@ -54,7 +54,7 @@ def render(rows: list[dict[str, object]], sizes: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="5000,50000", help="comma-separated row counts, smallest first")
+    parser.add_argument("--sizes", default="20000,100000", help="comma-separated row counts, smallest first")
     parser.add_argument("--max-growth", type=float, default=MAX_GROWTH)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

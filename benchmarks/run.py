@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch files and databases")
     parser.add_argument("--check-memory", action="store_true",
                         help="instead: the memory contract at --sizes (see memory_check.py)")
-    parser.add_argument("--sizes", default="5000,50000")
+    parser.add_argument("--sizes", default="20000,100000")
     args = parser.parse_args(argv)
     if args.check_memory:
         import memory_check
