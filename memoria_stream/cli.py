@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import anyio
 
 from . import __version__
-from .errors import MemoriaStreamError
+from .errors import InternalError, MemoriaStreamError
 
 # Feature modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = (
@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of our stdout went away (e.g. `| head`); nothing more to say.
         _silence_stdout()
         return 141
+    except Exception as exc:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("MEMORIA_STREAM_DEBUG"):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (set MEMORIA_STREAM_DEBUG=1 for a traceback)")
+        return InternalError.exit_code
     if stopped:
         return _interrupted(stopped[0])
     return int(result or 0)

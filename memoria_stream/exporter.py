@@ -8,7 +8,7 @@ from . import __version__
 from .catalog import EXPORT_ORDER, get_table, insert_order
 from .codecs.base import Encoder
 from .drivers.base import Connection
-from .errors import InputError
+from .errors import InputError, InternalError
 from .pipeline import channel, run_stages
 from .plan import ExportPlan, check_table_name, export_plan
 from .reports import RunReport
@@ -59,7 +59,7 @@ async def export_tables(
         await write(encoder.footer())
     for plan in plans:
         if report.table(plan.layout.name).rows != counts[plan.layout.name]:
-            raise RuntimeError(f"{plan.layout.name}: counted {counts[plan.layout.name]} rows but read "
+            raise InternalError(f"{plan.layout.name}: counted {counts[plan.layout.name]} rows but read "
                                f"{report.table(plan.layout.name).rows} inside one snapshot")
     return report
 
