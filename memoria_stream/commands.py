@@ -7,9 +7,11 @@ import sys
 from typing import Any
 
 from .codecs import DEFAULT_MAX_LINE, FORMATS
-from .copy_commands import add_verify_flag, check_verify_source, verify_after_import
+from .copy_commands import (add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
+                            skipped_note, skipped_printer, verify_after_import)
 from .engine import export_data, import_data
 from .progress import add_progress_options, progress_for
+from .resume import import_per_table
 from .reports import RunReport
 from .urls import mask_url, resolve_url
 
@@ -40,6 +42,7 @@ def add_commands(subparsers: Any) -> None:
     imp.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE, metavar="N",
                      help="refuse an NDJSON line longer than N bytes (default: 64 MiB)")
     add_verify_flag(imp)
+    add_resume_flags(imp)
     _add_common(imp)
     imp.set_defaults(handler=run_import)
 
@@ -67,15 +70,22 @@ async def run_export(args: argparse.Namespace) -> int:
 async def run_import(args: argparse.Namespace) -> int:
     url = resolve_url(args.database_url)
     check_verify_source(args)
+    check_resume_args(args)
     progress = progress_for(args)
     async with progress:
-        report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
-                                   truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
-                                   on_batch=progress.on_batch if progress.active else None,
-                                   on_counts=progress.on_counts)
-    progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables of "
-                             f"{mask_url(url)} (truncate={'no' if args.no_truncate else 'yes'}, "
-                             f"format={report.format})")
+        on_batch = progress.on_batch if progress.active else None
+        if args.commit_per_table:
+            report = await import_per_table(args.source, database_url=url, format=args.format, tables=args.tables,
+                                            resume=args.resume, max_line_bytes=args.max_line_bytes,
+                                            on_batch=on_batch, on_counts=progress.on_counts,
+                                            on_skipped=skipped_printer(args))
+        else:
+            report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
+                                       truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
+                                       on_batch=on_batch, on_counts=progress.on_counts)
+    progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables"
+                             f"{skipped_note(report, args)} of {mask_url(url)} "
+                             f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")
     await verify_after_import(args, report)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ from .copy import copy_database
 from .errors import InputError
 from .progress import add_progress_options, progress_for
 from .reports import RunReport
+from .resume import OnSkipped, copy_per_table
+from .resume_state import Finished
 from .urls import mask_url, resolve_url
 from .verify import VerifyReport, verify
 
@@ -31,6 +34,7 @@ def add_commands(subparsers: Any) -> None:
     copy.add_argument("--jobs", "-j", type=_positive, default=1, metavar="N",
                       help="stream up to N tables at once on separate connections (default 1)")
     copy.add_argument("--verify", action="store_true", help="verify the target against the source afterwards")
+    add_resume_flags(copy)
     copy.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     add_progress_options(copy)
     copy.set_defaults(handler=run_copy)
@@ -62,15 +66,22 @@ def _positive(text: str) -> int:
 
 
 async def run_copy(args: argparse.Namespace) -> int:
+    check_resume_args(args)
     progress = progress_for(args)
     async with progress:
-        report = await copy_database(
-            args.source, args.target, tables=args.tables, truncate=not args.no_truncate, jobs=args.jobs,
-            on_batch=progress.on_batch if progress.active else None, on_counts=progress.on_counts)
-    progress.summary(report, f"Copied {report.total_rows} rows across {len(report.tables)} tables from "
-                             f"{mask_url(args.source)} to {mask_url(args.target)}")
+        on_batch = progress.on_batch if progress.active else None
+        if args.commit_per_table:
+            report = await copy_per_table(args.source, args.target, tables=args.tables, resume=args.resume,
+                                          on_batch=on_batch, on_counts=progress.on_counts,
+                                          on_skipped=skipped_printer(args))
+        else:
+            report = await copy_database(
+                args.source, args.target, tables=args.tables, truncate=not args.no_truncate, jobs=args.jobs,
+                on_batch=on_batch, on_counts=progress.on_counts)
+    progress.summary(report, f"Copied {report.total_rows} rows across {len(report.tables)} tables"
+                             f"{skipped_note(report, args)} from {mask_url(args.source)} to {mask_url(args.target)}")
     if args.verify:
-        await _verify_and_print(args.source, args.target, list(report.tables), args)
+        await _verify_and_print(args.source, args.target, moved_tables(report, args), args)
     return 0
 
 
@@ -80,6 +91,68 @@ async def run_verify(args: argparse.Namespace) -> int:
         _print(report, args, sys.stdout)
     report.raise_for_difference()
     return 0
+
+
+# --- --commit-per-table / --resume (copy here; import-data through commands.py) ---------------------
+
+def add_resume_flags(parser: argparse.ArgumentParser) -> None:
+    """``--commit-per-table`` and ``--resume`` (see ``resume.py`` and docs/reliability.md)."""
+    parser.add_argument("--commit-per-table", action="store_true",
+                        help="commit each table on its own and record it on the target (not atomic: for very "
+                             "large moves; see docs/reliability.md)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --commit-per-table: skip the tables an earlier run of the same move recorded "
+                             "as finished, when their count and checksum on the target still match")
+
+
+def check_resume_args(args: argparse.Namespace) -> None:
+    """Refuse flag combinations that cannot work, before anything is read or changed."""
+    if args.resume and not args.commit_per_table:
+        raise InputError("--resume needs --commit-per-table (the atomic default has nothing to resume)")
+    if not args.commit_per_table:
+        return
+    if args.no_truncate:
+        raise InputError("--commit-per-table empties each table it loads; it cannot be combined with --no-truncate")
+    if getattr(args, "jobs", 1) > 1:
+        raise InputError("--commit-per-table loads one table at a time; it cannot be combined with --jobs")
+    if args.source == "-":
+        raise InputError("--commit-per-table needs SRC to be a file: it reads the input once per table, "
+                         "and stdin cannot be read a second time")
+
+
+def skipped_printer(args: argparse.Namespace) -> OnSkipped:
+    """Says which tables a resumed run skips, on stderr, before it loads anything."""
+    def show(skipped: list[Finished]) -> None:
+        if args.quiet or not args.resume:
+            return
+        if args.log_format == "json":
+            print(orjson.dumps({"time": time.time(), "event": "tables_skipped", "tables": [
+                {"table": f.table, "rows": f.rows, "checksum": f.checksum, "finished_at": f.finished_at}
+                for f in skipped]}).decode(), file=sys.stderr, flush=True)
+        elif skipped:
+            print(f"skipped as already finished (count and checksum unchanged): "
+                  f"{', '.join(f.table for f in skipped)}", file=sys.stderr, flush=True)
+        else:
+            print("resume: no table of this move is recorded as finished; loading every table",
+                  file=sys.stderr, flush=True)
+    return show
+
+
+def skipped_note(report: RunReport, args: argparse.Namespace) -> str:
+    skipped = _skipped(report, args)
+    return f" (skipped {len(skipped)} already finished)" if skipped else ""
+
+
+def moved_tables(report: RunReport, args: argparse.Namespace) -> list[str]:
+    """The tables a run was about: those it loaded and those it skipped as already finished."""
+    return list(report.tables) + _skipped(report, args)
+
+
+def _skipped(report: RunReport, args: argparse.Namespace) -> list[str]:
+    # Only a --commit-per-table run writes this key; an atomic import's metadata is the file's own.
+    if not getattr(args, "commit_per_table", False):
+        return []
+    return list(report.metadata["commit_per_table"]["skipped"])
 
 
 # --- import-data --verify (called from commands.py) ----------------------------------------------
@@ -100,7 +173,7 @@ async def verify_after_import(args: argparse.Namespace, report: RunReport) -> No
     """Run ``verify(SRC, target)`` over the imported tables; raises ``VerificationError`` on a difference."""
     if getattr(args, "verify", False):
         check_verify_source(args)
-        await _verify_and_print(args.source, resolve_url(args.database_url), list(report.tables), args)
+        await _verify_and_print(args.source, resolve_url(args.database_url), moved_tables(report, args), args)
 
 
 async def _verify_and_print(a: str, b: str, tables: list[str], args: argparse.Namespace) -> VerifyReport:

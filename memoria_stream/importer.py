@@ -10,17 +10,17 @@ import contextlib
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
-from .catalog import get_table, insert_order
+from .catalog import EXPORT_ORDER, get_table, insert_order
 from .codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart
-from .drivers.base import Connection, LiveColumn
+from .drivers.base import Connection, LiveColumn, shielded
 from .drivers import connect
 from .errors import InputError, IntegrityFailure, MemoriaStreamError
 from .pipeline import channel, run_stages
 from .plan import ImportPlan, check_table_name
 from .reports import RunReport
 from .types import Row
-from .schema import create_index_sql, drop_tables, ensure_tables, live_tables
-from .drivers.base import shielded
+from .schema import create_missing_indexes, drop_tables, ensure_tables, live_tables
+
 
 OnBatch = Callable[[str, int, int], None]
 OnCounts = Callable[[dict[str, int]], None]
@@ -56,23 +56,29 @@ async def import_events(
     ``final_check`` replaces the foreign-key check run inside the transaction before it commits."""
     report = RunReport("import")
     wanted = set(tables) if tables else None
-    created = await _prepare_schema(conn, wanted, create_missing, report)
+    # Where DDL is transactional, missing tables are created inside the load's transaction, so a
+    # crash at any point leaves nothing behind. MySQL commits DDL implicitly: there they are created
+    # first and dropped again if the load fails.
+    inside = conn.capabilities.transactional_ddl
+    created = [] if inside else await _prepare_schema(conn, wanted, create_missing, report)
     try:
-        live = await live_tables(conn)
-        if wanted:
-            unknown = sorted(wanted - set(live))
-            if unknown:
-                raise InputError(f"unknown table: {', '.join(unknown)}")
-        loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
-        loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
         async with conn.transaction(foreign_keys=False):
+            if inside:
+                created = await _prepare_schema(conn, wanted, create_missing, report, own_transaction=False)
+            live = await live_tables(conn)
+            if wanted:
+                unknown = sorted(wanted - set(live))
+                if unknown:
+                    raise InputError(f"unknown table: {', '.join(unknown)}")
+            loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
+            loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
             await loader.run(events)
-            if conn.capabilities.transactional_ddl:
-                await _create_indexes(conn, created)
-        if not conn.capabilities.transactional_ddl:
-            await _create_indexes(conn, created)  # MySQL: DDL commits; a failure drops the new tables
+            if inside:
+                await create_missing_indexes(conn, list(loader.plans))
+        if not inside:
+            await create_missing_indexes(conn, list(loader.plans))
     except BaseException:
-        if created:
+        if created and not inside:
             await shielded(_drop_created(conn, created))
         raise
     return report
@@ -90,24 +96,16 @@ async def _drop_created(conn: Connection, created: list[str]) -> None:
                 await drop_tables(fresh, created)
 
 
-async def _prepare_schema(conn: Connection, wanted: set[str] | None, create: bool, report: RunReport) -> list[str]:
-    # DDL runs before the load's transaction: MySQL commits implicitly on DDL.
+async def _prepare_schema(conn: Connection, wanted: set[str] | None, create: bool, report: RunReport,
+                          *, own_transaction: bool = True) -> list[str]:
     if not create:
         return []
-    from .catalog import EXPORT_ORDER
-
     # Indexes of tables created here are built after the bulk load: one sorted build per index
     # instead of maintaining every index row by row (the same end state, several times faster).
-    schema = await ensure_tables(conn, [n for n in EXPORT_ORDER if wanted is None or n in wanted], indexes=False)
+    names = [n for n in EXPORT_ORDER if wanted is None or n in wanted]
+    schema = await ensure_tables(conn, names, indexes=False, own_transaction=own_transaction)
     report.created_tables = schema.created
     return schema.created
-
-
-async def _create_indexes(conn: Connection, names: list[str]) -> None:
-    for name in names:
-        table = get_table(name)
-        for statement in create_index_sql(conn.capabilities, table) if table else ():
-            await conn.execute(statement)
 
 
 class _Loader:
