@@ -15,6 +15,7 @@ from .drivers.base import Capabilities, LiveColumn
 from .types import ColumnType
 
 Check = Callable[[Any], Any]
+ColumnCheck = Callable[[list[Any]], bool]
 
 # Integer widths by the words of declared types, most specific first ("bigint" contains "int").
 _INTEGER_BITS = (("bigint", 64), ("int8", 64), ("mediumint", 24), ("smallint", 16), ("int2", 16),
@@ -35,6 +36,22 @@ def value_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Chec
     if ctype is ColumnType.INTEGER:
         low, high = integer_bounds(caps, live.declared_type)
         return partial(_check_integer, low, high, live.declared_type or "INTEGER")
+    return None
+
+
+def column_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> ColumnCheck | None:
+    """The same limits as :func:`value_check`, over a whole column of a batch at once: ``True``
+    when every value fits. It never explains a failure — the caller then checks value by value, so
+    the message (and the line it names) stays the one :func:`value_check` gives."""
+    if ctype is ColumnType.TEXT:
+        length = declared_length(live.declared_type) if caps.enforces_text_length else None
+        max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
+        if length is None and max_bytes is None and caps.text_allows_nul:
+            return None
+        return partial(_text_column_fits, length, max_bytes, caps.text_allows_nul)
+    if ctype is ColumnType.INTEGER:
+        low, high = integer_bounds(caps, live.declared_type)
+        return partial(_integer_column_fits, low, high)
     return None
 
 
@@ -72,3 +89,23 @@ def _check_integer(low: int, high: int, declared: str, value: Any) -> Any:
     if isinstance(value, int) and not low <= value <= high:
         raise ValueError(f"integer {value} is out of range for {declared} ({low}..{high})")
     return value
+
+
+def _text_column_fits(length: int | None, max_bytes: int | None, nul_ok: bool, values: list[Any]) -> bool:
+    """For a column of ``str`` (and ``None``): one pass in C per limit instead of a call per value."""
+    texts = [v for v in values if v is not None] if None in values else values
+    if not texts:
+        return True
+    longest = max(map(len, texts))
+    if length is not None and longest > length:
+        return False
+    if max_bytes is not None and longest * _UTF8_MAX > max_bytes:
+        if any(len(v.encode()) > max_bytes for v in texts if len(v) * _UTF8_MAX > max_bytes):
+            return False
+    return nul_ok or "\x00" not in "".join(texts)
+
+
+def _integer_column_fits(low: int, high: int, values: list[Any]) -> bool:
+    """For a column of ``int`` (and ``None``)."""
+    numbers = [v for v in values if v is not None] if None in values else values
+    return not numbers or (low <= min(numbers) and max(numbers) <= high)

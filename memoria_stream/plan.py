@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from .catalog import Table, default_for, get_table
 from .codecs.base import JSON_NULL_KEY, RowBatch, TableLayout
 from .drivers.base import Capabilities, LiveColumn
 from .errors import InputError
-from .limits import value_check
+from .limits import ColumnCheck, column_check, value_check
 from .types import JSON_NULL, ColumnType, Row
 from .values import INPUT_COERCERS
 
@@ -84,6 +85,8 @@ class _Slot:
     is_json: bool
     # Value types ``convert`` returns unchanged: a column holding only these needs no per-value call.
     unchanged: frozenset[type] = frozenset()
+    # For a column with limits: checks a whole column of such values at once (``limits.column_check``).
+    fits: ColumnCheck | None = None
 
 
 # Canonical input types that coerce to themselves (when the backend has no encoder for the type).
@@ -92,7 +95,6 @@ _UNCHANGED = {
     ColumnType.FLOAT: frozenset({float}), ColumnType.BOOLEAN: frozenset({bool}),
 }
 _NONE = type(None)
-_MISSING_TYPE = type(_MISSING)
 
 
 class ImportPlan:
@@ -158,13 +160,18 @@ class ImportPlan:
             if slot.name not in keys:
                 columns.append([self._default(slot) for _ in objs])
                 continue
-            values = [obj.get(slot.name, _MISSING) for obj in objs]
+            try:
+                values = list(map(itemgetter(slot.name), objs))
+            except KeyError:  # some rows lack the column: defaults are filled in row by row
+                return None
             types = set(map(type, values))
-            if _MISSING_TYPE in types or (slot.required and _NONE in types):
+            if slot.required and _NONE in types:
                 return None
             if not types <= slot.unchanged | {_NONE}:
                 convert = slot.convert
                 values = [None if v is None else convert(v) for v in values]
+            elif slot.fits is not None and not slot.fits(values):
+                return None  # a value does not fit: the row-by-row path names its line and column
             columns.append(values)
         return list(zip(*columns))
 
@@ -222,8 +229,11 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
     check = value_check(caps, live, ctype)
     if check is not None:  # the column has limits (length, range, no NUL): every value is checked
         enc = encode or _identity
+        # Without an encoder, a batch column of already-canonical values is checked as a whole.
+        unchanged, fits = (_UNCHANGED.get(ctype, frozenset()), column_check(caps, live, ctype)) if encode is None \
+            else (frozenset(), None)
         return _Slot(live.name, lambda v, c=coerce, k=check, e=enc: e(k(c(v))), lambda v, k=check, e=enc: e(k(v)),
-                     default, required, ctype is ColumnType.JSON)
+                     default, required, ctype is ColumnType.JSON, unchanged if fits else frozenset(), fits)
     if encode is None:
         return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON,
                      _UNCHANGED.get(ctype, frozenset()))

@@ -13,6 +13,7 @@ from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text
 from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
+from .mysql_literals import fast_escaping, insert_statements
 
 CAPABILITIES = Capabilities(
     dialect="mysql",
@@ -182,12 +183,17 @@ class MySQLConnection:
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         q = self.capabilities.quote
-        sql = (f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) "
-               f"VALUES ({self.capabilities.placeholders(len(columns))})")
+        head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES "
         with _translated(self.url):
             async with self._conn.cursor() as cur:
-                cur.max_stmt_length = _MAX_STATEMENT
-                await cur.executemany(sql, rows)
+                if not rows:
+                    return
+                if not fast_escaping(self._conn.server_status):
+                    cur.max_stmt_length = _MAX_STATEMENT
+                    await cur.executemany(f"{head}({self.capabilities.placeholders(len(columns))})", rows)
+                    return
+                for sql in insert_statements(head, rows, self._conn.escape, self._conn.encoding, _MAX_STATEMENT):
+                    await cur.execute(sql)
 
     async def reset_sequence(self, table: str, column: str) -> None:
         # InnoDB moves AUTO_INCREMENT past every explicit id it stores; ALTER TABLE here would
