@@ -3,7 +3,7 @@
 Why the native tools and not a streaming copy of every table through our drivers: a dump carries the
 whole schema (indexes, foreign keys, sequences with their positions, AUTO_INCREMENT counters, views,
 routines, triggers, tables Memoria knows nothing about), streams to disk at the tools' native speed,
-and ``pg_restore --clean --if-exists --single-transaction`` replaces it atomically. See docs/backup.md
+and ``pg_restore --clean --if-exists --single-transaction`` replaces it atomically. See the README (Backups)
 for the measurements.
 
 Credentials travel in the child's environment (``PGPASSWORD``, ``MYSQL_PWD``), never on its command

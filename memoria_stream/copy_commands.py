@@ -96,10 +96,10 @@ async def run_verify(args: argparse.Namespace) -> int:
 # --- --commit-per-table / --resume (copy here; import-data through commands.py) ---------------------
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
-    """``--commit-per-table`` and ``--resume`` (see ``resume.py`` and docs/reliability.md)."""
+    """``--commit-per-table`` and ``--resume`` (see ``resume.py`` and the README, Reliability)."""
     parser.add_argument("--commit-per-table", action="store_true",
                         help="commit each table on its own and record it on the target (not atomic: for very "
-                             "large moves; see docs/reliability.md)")
+                             "large moves; see the README, Reliability)")
     parser.add_argument("--resume", action="store_true",
                         help="with --commit-per-table: skip the tables an earlier run of the same move recorded "
                              "as finished, when their count and checksum on the target still match")

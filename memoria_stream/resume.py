@@ -12,7 +12,7 @@ Tables load parents first, each emptied inside its own transaction (so a crash l
 either complete and recorded, or as it was). A table's foreign-key check leaves out the tables
 still to load: their old rows may point at ids the new parent no longer has, and they are checked
 against it when their own turn comes. Until the run ends the target is half-written — the price
-of this mode (see docs/reliability.md).
+of this mode (see the README, Reliability).
 """
 
 from __future__ import annotations
