@@ -24,15 +24,21 @@ _CHAR_LENGTH = re.compile(r"char[a-z ]*\((\d+)\)", re.IGNORECASE)
 _UTF8_MAX = 4  # bytes per character, at most
 
 
+def _text_limits(caps: Capabilities, live: LiveColumn) -> tuple[int | None, int | None, bool] | None:
+    """(characters, bytes, NUL allowed) for a text column; ``None`` when it takes any text."""
+    length = declared_length(live.declared_type) if caps.enforces_text_length else None
+    max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
+    if length is None and max_bytes is None and caps.text_allows_nul:
+        return None
+    return length, max_bytes, caps.text_allows_nul
+
+
 def value_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Check | None:
     """A function that returns a canonical value unchanged or raises ``ValueError`` saying why the
     column cannot hold it; ``None`` when the column takes every value of its type."""
     if ctype is ColumnType.TEXT:
-        length = declared_length(live.declared_type) if caps.enforces_text_length else None
-        max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
-        if length is None and max_bytes is None and caps.text_allows_nul:
-            return None
-        return partial(_check_text, length, max_bytes, caps.text_allows_nul)
+        limits = _text_limits(caps, live)
+        return partial(_check_text, *limits) if limits else None
     if ctype is ColumnType.INTEGER:
         low, high = integer_bounds(caps, live.declared_type)
         return partial(_check_integer, low, high, live.declared_type or "INTEGER")
@@ -44,14 +50,10 @@ def column_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Col
     when every value fits. It never explains a failure — the caller then checks value by value, so
     the message (and the line it names) stays the one :func:`value_check` gives."""
     if ctype is ColumnType.TEXT:
-        length = declared_length(live.declared_type) if caps.enforces_text_length else None
-        max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
-        if length is None and max_bytes is None and caps.text_allows_nul:
-            return None
-        return partial(_text_column_fits, length, max_bytes, caps.text_allows_nul)
+        limits = _text_limits(caps, live)
+        return partial(_text_column_fits, *limits) if limits else None
     if ctype is ColumnType.INTEGER:
-        low, high = integer_bounds(caps, live.declared_type)
-        return partial(_integer_column_fits, low, high)
+        return partial(_integer_column_fits, *integer_bounds(caps, live.declared_type))
     return None
 
 
