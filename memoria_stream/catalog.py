@@ -6,9 +6,9 @@ kept here so that rows missing a column can be normalised to the full column set
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .types import ColumnType
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
 from .catalog import EXPORT_ORDER, get_table, insert_order
-from .codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart
+from .codecs.base import Event, Metadata, TableLayout, TableStart
 from .drivers.base import Connection, LiveColumn, shielded
 from .drivers import connect
 from .errors import InputError, IntegrityFailure, MemoriaStreamError
@@ -212,10 +212,6 @@ def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[s
     entries = tables if isinstance(tables, list) else []
     return {t["name"]: t["row_count"] for t in entries if isinstance(t, dict) and isinstance(t.get("name"), str)
             and isinstance(t.get("row_count"), int) and selected(t["name"])}
-
-
-def _where(batch: RowBatch, index: int) -> int:
-    return batch.lines[index] if batch.lines else batch.first_line + index
 
 
 async def check_foreign_keys(conn: Connection, touched: Collection[str], live: dict[str, list[LiveColumn]]) -> None:

@@ -37,10 +37,10 @@ class ExportPlan:
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
     skipped_columns: tuple[str, ...] = ()
 
-    def decode(self, rows: Sequence[Row]) -> list[Row]:
+    def decode(self, rows: Sequence[Row]) -> list[Row]:  # rows become lists: decoded in place
         if not self.decoders:
             return list(rows)
-        out = []
+        out: list[Row] = []
         for raw in rows:
             row = list(raw)
             for i, decode in self.decoders:
@@ -60,11 +60,9 @@ def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities) -> Ex
     tables export every live column."""
     table = get_table(name)
     if table is not None:
-        live_names = {c.name for c in live}
         chosen = [c for c in live if table.column(c.name)]
         chosen.sort(key=lambda c: table.column_names.index(c.name))
         skipped = tuple(c.name for c in live if c.name not in table.column_names)
-        del live_names
     else:
         chosen, skipped = list(live), ()
     types = tuple(column_type(table, c) for c in chosen)
@@ -109,7 +107,6 @@ class ImportPlan:
         self._warn = warn
         self._dropped: set[str] = set()
         self._slots = tuple(_slot(table, c, caps) for c in live)
-        self.has_autoincrement = bool(table and any(c.autoincrement for c in table.columns))
         self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
         self._from_canonical: dict[TableLayout, Callable[[Row], Row]] = {}
 
@@ -232,16 +229,24 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
         # Without an encoder, a batch column of already-canonical values is checked as a whole.
         unchanged, fits = (_UNCHANGED.get(ctype, frozenset()), column_check(caps, live, ctype)) if encode is None \
             else (frozenset(), None)
-        return _Slot(live.name, lambda v, c=coerce, k=check, e=enc: e(k(c(v))), lambda v, k=check, e=enc: e(k(v)),
-                     default, required, ctype is ColumnType.JSON, unchanged if fits else frozenset(), fits)
+        return _Slot(live.name, _chain(coerce, check, enc), _chain(check, enc), default, required,
+                     ctype is ColumnType.JSON, unchanged if fits else frozenset(), fits)
     if encode is None:
         return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON,
                      _UNCHANGED.get(ctype, frozenset()))
-    return _Slot(live.name, lambda v, c=coerce, e=encode: e(c(v)), encode, default, required,
-                 ctype is ColumnType.JSON)
+    return _Slot(live.name, _chain(coerce, encode), encode, default, required, ctype is ColumnType.JSON)
 
 
-def _position(where: int, by_row: bool) -> dict[str, int]:
+def _chain(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One converter applying ``steps`` in order (coerce, check, encode)."""
+    if len(steps) == 2:
+        first, second = steps
+        return lambda value: second(first(value))
+    first, second, third = steps
+    return lambda value: third(second(first(value)))
+
+
+def _position(where: int, by_row: bool) -> dict[str, Any]:
     return {"row": where} if by_row else {"line": where}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, AsyncIterator, Sequence, Tuple
+from typing import Any, AsyncIterator, Sequence
 
 
 class ColumnType(str, enum.Enum):
@@ -37,8 +37,8 @@ class _JsonNull:
 
 JSON_NULL = _JsonNull()
 
-Row = Tuple[Any, ...]
-"""One row as a tuple, in the order of the column list it travels with."""
+Row = Sequence[Any]
+"""One row (a tuple, list or driver record), in the order of the column list it travels with."""
 
 Batch = Sequence[Row]
 ByteStream = AsyncIterator[bytes]

@@ -18,7 +18,7 @@ from memoria_stream.migration_helpers import foreign_keys
 from memoria_stream.migration_record import TABLE as RECORD_TABLE
 from memoria_stream.migrations import discover, migrations_root
 from memoria_stream.schema import create_index_sql, create_table_sql, ensure_tables
-from memoria_stream.types import JSON_NULL, ColumnType as T
+from memoria_stream.types import ColumnType as T
 
 ROOT = migrations_root()
 SCRIPT_NAMES = [

@@ -25,7 +25,8 @@ async def open_connection(url: str | DatabaseURL) -> Connection:
         if exc.name != package:
             raise
         raise ConfigurationError(f"{parsed.backend} needs the {package} package: pip install {package}") from exc
-    return await module.connect(parsed)
+    conn: Connection = await module.connect(parsed)
+    return conn
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 import aiomysql
 import pymysql
@@ -49,7 +49,7 @@ _MAX_STATEMENT = 4 * 1024 * 1024
 
 
 @contextlib.contextmanager
-def _translated(url: DatabaseURL):
+def _translated(url: DatabaseURL) -> Iterator[None]:
     try:
         yield
     except pymysql.err.IntegrityError as exc:
@@ -63,7 +63,7 @@ def _translated(url: DatabaseURL):
 
 
 def _message(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     return str(args[1]) if len(args) >= 2 else str(exc)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl as _ssl
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 import asyncpg
 
@@ -42,7 +42,7 @@ _TYPES = {
 
 
 @contextlib.contextmanager
-def _translated(url: DatabaseURL):
+def _translated(url: DatabaseURL) -> Iterator[None]:
     try:
         yield
     except asyncpg.IntegrityConstraintViolationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Sequence, cast
 
 import aiosqlite
 
@@ -58,7 +58,7 @@ def canonical_type(declared: str) -> T:
 
 
 @contextlib.contextmanager
-def _translated(url: DatabaseURL):
+def _translated(url: DatabaseURL) -> Iterator[None]:
     try:
         yield
     except sqlite3.IntegrityError as exc:
@@ -165,7 +165,7 @@ class SQLiteConnection:
             cursor = await self._db.execute(sql)
             try:
                 size = min(batch_rows, PROBE_ROWS)  # one large fetch per thread hop, sized by bytes
-                while rows := await cursor.fetchmany(size):
+                while rows := cast("list[Row]", list(await cursor.fetchmany(size))):
                     yield rows
                     if size == PROBE_ROWS:
                         size = rows_per_batch(rows, batch_rows)
