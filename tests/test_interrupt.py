@@ -61,12 +61,43 @@ def start(*args: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE)
 
 
-def stop_at_random(proc: subprocess.Popen[bytes], seed: int, sig: int, low: float = 0.8, high: float = 3.0) -> None:
-    """Send ``sig`` at a seeded random moment while the run is under way."""
-    time.sleep(random.Random(seed).uniform(low, high))
-    assert proc.poll() is None, "the run finished before the signal: nothing was interrupted"
+def stop_midway(proc: subprocess.Popen[bytes], seed: int, sig: int, *, reading: Path | None = None,
+                writing: tuple[Path, int] | None = None) -> None:
+    """Send ``sig`` once the run is a seeded fraction (15–60 %) through its input file (its read
+    offset) or its output (bytes in the partial file): tied to progress, not to the clock, so a fast
+    machine cannot finish before the signal."""
+    fraction = random.Random(seed).uniform(0.15, 0.6)
+    deadline = time.monotonic() + 180
+    while _progress(proc.pid, reading, writing) < fraction:
+        assert proc.poll() is None, "the run finished before the signal: nothing was interrupted"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.002)
     proc.send_signal(sig)
     proc.wait(timeout=60)
+
+
+def _progress(pid: int, reading: Path | None, writing: tuple[Path, int] | None) -> float:
+    if reading is not None:
+        return _read_offset(pid, reading) / reading.stat().st_size
+    assert writing is not None
+    folder, expected = writing
+    partial = [p.stat().st_size for p in folder.glob(".*.partial") if p.exists()]
+    return max(partial, default=0) / expected
+
+
+def _read_offset(pid: int, path: Path) -> int:
+    """How far process ``pid`` has read ``path`` (Linux: /proc/PID/fdinfo)."""
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == str(path):
+                    info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+                    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("pos:")))
+            except (OSError, StopIteration):
+                continue
+    except OSError:
+        pass
+    return 0
 
 
 @pytest.mark.slow
@@ -76,7 +107,7 @@ async def test_sigkill_leaves_target_as_it_was_and_rerun_completes(
     _, dump = big_files
     before = await state(loaded)
     proc = start("import-data", str(dump), "--database-url", loaded, "-q")
-    stop_at_random(proc, seed, signal.SIGKILL)
+    stop_midway(proc, seed, signal.SIGKILL, reading=dump)
     assert proc.returncode == -signal.SIGKILL
     assert await state(loaded) == before
     rerun = run("import-data", str(dump), "--database-url", loaded, "-q")
@@ -93,7 +124,7 @@ async def test_sigint_and_sigterm_roll_back_with_one_line(
     _, dump = big_files
     before = await state(loaded)
     proc = start("import-data", str(dump), "--database-url", loaded, "-q")
-    stop_at_random(proc, int(sig), sig)
+    stop_midway(proc, int(sig), sig, reading=dump)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, b"", proc.stderr.read() if proc.stderr else b"")
     assert result.returncode == code, result.stderr.decode()
     assert_clean_failure(result, f"interrupted by {signal.Signals(sig).name}", "rolled back")
@@ -112,8 +143,9 @@ async def test_postgres_backend_terminated_mid_import(big_files: tuple[Path, Pat
             await load_dataset(conn, build_dataset(4))
         before = await state(url)
         proc = start("import-data", str(dump), "--database-url", url, "-q")
-        time.sleep(1.5)
-        assert proc.poll() is None
+        while _progress(proc.pid, dump, None) < 0.3:  # well into the load, not at a clock time
+            assert proc.poll() is None, "the run finished before the backend was terminated"
+            time.sleep(0.002)
         async with connect(PG_ADMIN_URL) as admin:
             killed = await admin.fetch("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                        "WHERE datname = $1 AND pid <> pg_backend_pid()", url.rsplit("/", 1)[1])
@@ -131,10 +163,10 @@ async def test_postgres_backend_terminated_mid_import(big_files: tuple[Path, Pat
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_export_leaves_no_file_under_the_final_name(
         big_files: tuple[Path, Path], tmp_path: Path, sig: int) -> None:
-    db, _ = big_files
+    db, dump = big_files
     out = tmp_path / "export.ndjson"
     proc = start("export-data", str(out), "--database-url", f"sqlite:///{db}", "-q")
-    stop_at_random(proc, 7, sig, low=0.6, high=1.2)
+    stop_midway(proc, 7, sig, writing=(tmp_path, dump.stat().st_size))
     assert not out.exists()
     if sig == signal.SIGINT:  # a clean stop also removes the temporary file
         assert proc.returncode == 130
