@@ -74,6 +74,8 @@ async def import_events(
             loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
             await loader.run(events)
             if inside:
+                if conn.capabilities.settle_constraints_sql:  # deferred FK checks block CREATE INDEX
+                    await conn.execute(conn.capabilities.settle_constraints_sql)
                 await create_missing_indexes(conn, list(loader.plans))
         if not inside:
             await create_missing_indexes(conn, list(loader.plans))
@@ -187,9 +189,24 @@ class _Loader:
 
     async def _truncate(self, name: str) -> None:
         if self.truncate and name not in self.truncated:
+            await self._refuse_cascade_into_loaded(name)
             self.truncated.add(name)
             await self.conn.execute(f"DELETE FROM {self.conn.capabilities.quote(name)}")
             self.report.table(name).truncated = True
+
+    async def _refuse_cascade_into_loaded(self, parent: str) -> None:
+        """Where FK checks could only be deferred, emptying a parent after its children were loaded
+        would cascade into the loaded rows: refuse (and so roll back) rather than lose them."""
+        if not self.conn.deferred_foreign_keys:
+            return
+        hit = [t for t in self.plans if self.report.table(t).rows and parent in _parents(t)]
+        q = self.conn.capabilities.quote
+        if hit and await self.conn.fetch(f"SELECT 1 FROM {q(parent)} LIMIT 1"):
+            raise IntegrityFailure(
+                f"table {parent}: the input lists {', '.join(hit)} before it, and this PostgreSQL user may not "
+                "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so emptying "
+                f"{parent} would cascade into rows just loaded; nothing was changed. Import a file written "
+                "by memoria-stream (parents first) or use copy")
 
     async def _finish(self) -> None:
         for name in self.header_tables:  # tables listed with no rows (NDJSON): emptied too
@@ -205,6 +222,11 @@ class _Loader:
             if plan.autoincrement:
                 await self.conn.reset_sequence(name, plan.autoincrement)
         await self.final_check(self.conn, self.plans.keys(), self.live)
+
+
+def _parents(name: str) -> tuple[str, ...]:
+    table = get_table(name)
+    return table.parents if table else ()
 
 
 def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[str, int]:

@@ -267,7 +267,8 @@ async def ensure_foreign_key(conn: Connection, table: str, column: str) -> bool:
     async with step(conn, f"add foreign key {name}"):
         await conn.execute(
             f"ALTER TABLE {q(table)} ADD CONSTRAINT {q(name)} FOREIGN KEY ({q(column)}) "
-            f"REFERENCES {q(fk.parent)} ({q(fk.parent_columns[0])}) ON DELETE {fk.on_delete}")
+            f"REFERENCES {q(fk.parent)} ({q(fk.parent_columns[0])}) ON DELETE {fk.on_delete}"
+            f"{conn.capabilities.foreign_key_suffix}")
     say(f"{table}: added foreign key {column} -> {fk.parent}")
     return True
 

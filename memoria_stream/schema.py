@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Sequence
 
-from .catalog import Column, Table, get_table, insert_order
+from .catalog import Column, ForeignKey, Table, get_table, insert_order
 from .drivers.base import Capabilities, Connection, LiveColumn
 
 
@@ -30,10 +30,10 @@ def create_table_sql(caps: Capabilities, table: Table, *, foreign_keys: bool = T
     return f"CREATE TABLE {q(table.name)} (\n  {body}\n){caps.table_suffix}"
 
 
-def foreign_key_clause(caps: Capabilities, fk) -> str:  # type: ignore[no-untyped-def]
+def foreign_key_clause(caps: Capabilities, fk: ForeignKey) -> str:
     q = caps.quote
     return (f"FOREIGN KEY ({', '.join(q(c) for c in fk.columns)}) REFERENCES {q(fk.parent)} "
-            f"({', '.join(q(c) for c in fk.parent_columns)}) ON DELETE {fk.on_delete}")
+            f"({', '.join(q(c) for c in fk.parent_columns)}) ON DELETE {fk.on_delete}{caps.foreign_key_suffix}")
 
 
 def create_index_sql(caps: Capabilities, table: Table) -> list[str]:

@@ -25,6 +25,8 @@ class Capabilities:
     varchar: str  # format for bounded text, e.g. "VARCHAR({n})"
     autoincrement_pk: str  # column definition of an autoincrement integer primary key
     table_suffix: str = ""  # e.g. MySQL's ENGINE/CHARSET clause
+    foreign_key_suffix: str = ""  # e.g. PostgreSQL's DEFERRABLE, so a load can defer FK checks
+    settle_constraints_sql: str | None = None  # runs deferred FK checks now (before DDL in the load)
     index_if_not_exists: bool = True
     # What columns can hold (read by ``limits.value_check`` to name a value that does not fit):
     text_allows_nul: bool = True  # PostgreSQL rejects U+0000 in text
@@ -66,6 +68,9 @@ class Connection(Protocol):
 
     url: DatabaseURL
     capabilities: Capabilities
+    # True inside a ``transaction(foreign_keys=False)`` that could only defer FK checks (not switch
+    # them off): deletes then still cascade into tables already loaded.
+    deferred_foreign_keys: bool
 
     async def aclose(self) -> None: ...
 

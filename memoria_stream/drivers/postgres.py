@@ -27,6 +27,9 @@ CAPABILITIES = Capabilities(
     },
     varchar="VARCHAR({n})",
     autoincrement_pk="SERIAL NOT NULL",
+    # Deferrable FKs let a load without the privilege for replica mode defer checks to COMMIT.
+    foreign_key_suffix=" DEFERRABLE INITIALLY IMMEDIATE",
+    settle_constraints_sql="SET CONSTRAINTS ALL IMMEDIATE",
     text_allows_nul=False,
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text},
@@ -73,6 +76,7 @@ def _ssl_option(url: DatabaseURL) -> Any:
 
 class PostgresConnection:
     capabilities = CAPABILITIES
+    deferred_foreign_keys = False
 
     def __init__(self, url: DatabaseURL, conn: asyncpg.Connection) -> None:
         self.url = url
@@ -140,9 +144,11 @@ class PostgresConnection:
                 await self._foreign_keys_off()
             yield
         except BaseException:
+            self.deferred_foreign_keys = False
             with contextlib.suppress(Exception):
                 await shielded(tx.rollback())
             raise
+        self.deferred_foreign_keys = False
         with _translated(self.url):
             await tx.commit()
 
@@ -153,7 +159,10 @@ class PostgresConnection:
             async with self._conn.transaction():
                 await self._conn.execute("SET LOCAL session_replication_role = replica")
         except asyncpg.InsufficientPrivilegeError:
-            pass  # FKs stay enforced: rows must then arrive parent-first (the catalogue order).
+            # Without the privilege: deferrable FKs (all that memoria-stream creates) are checked at
+            # COMMIT, so any table order still loads; deletes do cascade then (documented).
+            await self._conn.execute("SET CONSTRAINTS ALL DEFERRED")
+            self.deferred_foreign_keys = True
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:

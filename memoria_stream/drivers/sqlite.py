@@ -71,6 +71,7 @@ class SQLiteConnection:
     """One aiosqlite connection in autocommit mode: transactions are opened explicitly."""
 
     capabilities = CAPABILITIES
+    deferred_foreign_keys = False
 
     def __init__(self, url: DatabaseURL, db: aiosqlite.Connection) -> None:
         self.url = url
