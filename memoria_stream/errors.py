@@ -28,17 +28,6 @@ class InputError(MemoriaStreamError):
         self.source, self.line, self.table, self.column, self.row = source, line, table, column, row
         super().__init__(self._render())
 
-    def located(self, *, source: str | None = None, line: int | None = None) -> "InputError":
-        """Return a copy that also names where the bad input was (keeps what is already known)."""
-        return type(self)(
-            self.reason,
-            source=self.source or source,
-            line=self.line if self.line is not None else line,
-            table=self.table,
-            column=self.column,
-            row=self.row,
-        )
-
     def _render(self) -> str:
         where = self.source or ""
         if self.line is not None:

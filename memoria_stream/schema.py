@@ -51,8 +51,6 @@ class SchemaReport:
     """What ``ensure_tables`` found and did."""
 
     created: list[str] = field(default_factory=list)
-    missing_columns: dict[str, list[str]] = field(default_factory=dict)  # catalogue columns the DB lacks
-    extra_columns: dict[str, list[str]] = field(default_factory=dict)  # live columns the catalogue lacks
 
 
 async def live_tables(conn: Connection) -> dict[str, list[LiveColumn]]:
@@ -111,11 +109,3 @@ async def drop_tables(conn: Connection, names: Sequence[str]) -> None:
     """Drop tables (children first); used to undo tables a failed run created."""
     for name in reversed(insert_order(list(names))):
         await conn.execute(f"DROP TABLE IF EXISTS {conn.capabilities.quote(name)}")
-
-
-def compare_columns(table: Table, live: Sequence[LiveColumn]) -> tuple[list[str], list[str]]:
-    """(catalogue columns missing from the live table, live columns the catalogue does not know)."""
-    live_names = {c.name for c in live}
-    missing = [c for c in table.column_names if c not in live_names]
-    extra = [c.name for c in live if table.column(c.name) is None]
-    return missing, extra

@@ -101,7 +101,6 @@ class _Walker:
         self.batch: RowBatch | None = None
         self.index = 0
         self.finished = False
-        self.saw_data = False
 
     def feed(self, prefix: str, event: str, value: Any) -> list[Event]:
         if event == "number" and isinstance(value, Decimal):
@@ -123,7 +122,6 @@ class _Walker:
         elif self.depth == 2 and self.top_key == "data" and event == "map_key":
             out += self.flush()
             self.table, self.index = value, 0
-            self.saw_data = True
             out.append(TableStart(value))
         elif self.depth == 2 and self.top_key == "data" and event != "start_array" and not closes:
             raise InputError("expected a list of rows", source=self.source, table=self.table)

@@ -106,7 +106,6 @@ class Connection(Protocol):
         """Move the table's id generator past the largest id in ``column``."""
         ...
 
-    async def database_size(self) -> int: ...
 
 
 # Reads are bounded by bytes as well as rows: a batch of 5,000 long memories is tens of MB of
@@ -126,10 +125,6 @@ def rows_per_batch(sample: Sequence[Row], batch_rows: int, target: int = READ_BA
         return batch_rows
     per_row = max(1, approximate_bytes(sample) // len(sample))
     return max(1, min(batch_rows, target // per_row))
-
-
-def quote_all(caps: Capabilities, names: Sequence[str]) -> str:
-    return ", ".join(caps.quote(n) for n in names)
 
 
 async def shielded(awaitable: Any) -> None:

@@ -201,12 +201,6 @@ class MySQLConnection:
         # commit the import's transaction implicitly, so nothing is done.
         return None
 
-    async def database_size(self) -> int:
-        rows = await self.fetch(
-            "SELECT coalesce(sum(data_length + index_length), 0) FROM information_schema.tables "
-            "WHERE table_schema = DATABASE()")
-        return int(rows[0][0])
-
 
 async def connect(url: DatabaseURL) -> MySQLConnection:
     return await MySQLConnection.open(url)

@@ -206,9 +206,6 @@ class PostgresConnection:
             await self.execute(
                 f"SELECT setval($1, coalesce((SELECT max({q(column)}) FROM {q(table)}), 0) + 1, false)", rows[0][0])
 
-    async def database_size(self) -> int:
-        return int((await self.fetch("SELECT pg_database_size(current_database())"))[0][0])
-
 
 async def connect(url: DatabaseURL) -> PostgresConnection:
     return await PostgresConnection.open(url)

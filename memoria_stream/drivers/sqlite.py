@@ -188,10 +188,6 @@ class SQLiteConnection:
                 f"UPDATE sqlite_sequence SET seq = (SELECT coalesce(max({q(column)}), 0) FROM {q(table)}) "
                 "WHERE name = ?", table)
 
-    async def database_size(self) -> int:
-        rows = await self.fetch("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
-        return int(rows[0][0])
-
 
 async def connect(url: DatabaseURL) -> SQLiteConnection:
     return await SQLiteConnection.open(url)
