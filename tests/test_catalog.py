@@ -52,8 +52,8 @@ _SQLITE_TYPES = {
 
 @pytest.fixture(scope="module")
 def db():
-    if not SAMPLE_DB.exists():
-        pytest.skip(f"sample database not found: {SAMPLE_DB}")
+    # The catalogue is checked against Memoria's own database: its absence is a failure, not a skip.
+    assert SAMPLE_DB.exists(), f"sample database not found: {SAMPLE_DB}"
     conn = sqlite3.connect(f"file:{SAMPLE_DB}?mode=ro", uri=True)
     try:
         yield conn
