@@ -20,7 +20,7 @@ from memoria_stream.errors import DatabaseError
 PG_ADMIN_URL = os.environ.get("MEMORIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN_URL = os.environ.get("MEMORIA_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 BACKENDS = ("sqlite", "postgres", "mysql")
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _unavailable(backend: str, exc: Exception) -> None:

@@ -21,7 +21,7 @@ from memoria_stream.catalog import (
 )
 from memoria_stream.types import ColumnType as T
 
-SAMPLE_DB = Path(__file__).resolve().parents[2] / "shared" / "samples" / "memoria-sample.db"
+SAMPLE_DB = Path(__file__).resolve().parent / "fixtures" / "memoria-sample.db"
 
 MEMORIA_EXPORT_TABLES = (
     "agents",
