@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .codecs import DEFAULT_MAX_LINE, FORMATS
-from .copy_commands import (add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
+from .copy_commands import (add_allow_lossy, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
                             skipped_note, skipped_printer, verify_after_import)
 from .engine import export_data, import_data
 from .progress import add_progress_options, progress_for
@@ -43,6 +43,7 @@ def add_commands(subparsers: Any) -> None:
                      help="refuse an NDJSON line longer than N bytes (default: 64 MiB)")
     add_verify_flag(imp)
     add_resume_flags(imp)
+    add_allow_lossy(imp)
     _add_common(imp)
     imp.set_defaults(handler=run_import)
 
@@ -78,11 +79,12 @@ async def run_import(args: argparse.Namespace) -> int:
             report = await import_per_table(args.source, database_url=url, format=args.format, tables=args.tables,
                                             resume=args.resume, max_line_bytes=args.max_line_bytes,
                                             on_batch=on_batch, on_counts=progress.on_counts,
-                                            on_skipped=skipped_printer(args))
+                                            on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
         else:
             report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
                                        truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
-                                       on_batch=on_batch, on_counts=progress.on_counts)
+                                       on_batch=on_batch, on_counts=progress.on_counts,
+                                       allow_lossy=args.allow_lossy)
     progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables"
                              f"{skipped_note(report, args)} of {mask_url(url)} "
                              f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")

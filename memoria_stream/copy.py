@@ -49,16 +49,19 @@ async def copy_database(
     batch_rows: int = BATCH_ROWS,
     on_batch: OnBatch | None = None,
     on_counts: OnCounts | None = None,
+    allow_lossy: bool = False,
 ) -> RunReport:
     """Copy ``tables`` (default: every Memoria table present) from one database to another.
 
     The target schema is created when missing; sequences end past the copied ids; a failure leaves
-    the target as it was. Returns what was written per table."""
+    the target as it was (so does a value a target column would change, unless ``allow_lossy``).
+    Returns what was written per table."""
     started = time.perf_counter()
     async with connect(target_url) as target:
         jobs = await _usable_jobs(target, jobs)
         async with open_snapshots(source_url, jobs, tables or EXPORT_ORDER) as readers:
             job = _Job(readers, target, truncate, batch_rows, on_batch, mask_url(source_url))
+            job.allow_lossy = allow_lossy
             await job.plan(tables)
             if on_counts:
                 on_counts(dict(job.counts))
@@ -97,6 +100,7 @@ class _Job:
         self.counts: dict[str, int] = {}
         self.sent: Counter[str] = Counter()
         self.warnings: list[str] = []
+        self.allow_lossy = False
 
     @property
     def names(self) -> list[str]:
@@ -117,7 +121,8 @@ class _Job:
     async def serial(self) -> RunReport:
         return await import_events(
             self.target, self._events(self.readers[0], iter(self.plans), header=True), source=self.label,
-            tables=self.names, truncate=self.truncate, on_batch=self.on_batch, final_check=self._checked(None))
+            tables=self.names, truncate=self.truncate, on_batch=self.on_batch, final_check=self._checked(None),
+            allow_lossy=self.allow_lossy)
 
     async def parallel(self) -> RunReport:
         schema = await ensure_tables(self.target, self.names)
@@ -147,7 +152,7 @@ class _Job:
                 reports.append(await import_events(
                     conn, self._events(self.readers[k], queue, header=False), source=self.label,
                     tables=self.names, truncate=self.truncate, create_missing=False, on_batch=self.on_batch,
-                    final_check=self._checked(barrier)))
+                    final_check=self._checked(barrier), allow_lossy=self.allow_lossy))
 
         await run_stages(*[_bind(writer, k) for k in range(count)])
         return reports

@@ -35,6 +35,7 @@ def add_commands(subparsers: Any) -> None:
                       help="stream up to N tables at once on separate connections (default 1)")
     copy.add_argument("--verify", action="store_true", help="verify the target against the source afterwards")
     add_resume_flags(copy)
+    add_allow_lossy(copy)
     copy.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     add_progress_options(copy)
     copy.set_defaults(handler=run_copy)
@@ -73,11 +74,11 @@ async def run_copy(args: argparse.Namespace) -> int:
         if args.commit_per_table:
             report = await copy_per_table(args.source, args.target, tables=args.tables, resume=args.resume,
                                           on_batch=on_batch, on_counts=progress.on_counts,
-                                          on_skipped=skipped_printer(args))
+                                          on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
         else:
             report = await copy_database(
                 args.source, args.target, tables=args.tables, truncate=not args.no_truncate, jobs=args.jobs,
-                on_batch=on_batch, on_counts=progress.on_counts)
+                on_batch=on_batch, on_counts=progress.on_counts, allow_lossy=args.allow_lossy)
     progress.summary(report, f"Copied {report.total_rows} rows across {len(report.tables)} tables"
                              f"{skipped_note(report, args)} from {mask_url(args.source)} to {mask_url(args.target)}")
     if args.verify:
@@ -94,6 +95,13 @@ async def run_verify(args: argparse.Namespace) -> int:
 
 
 # --- --commit-per-table / --resume (copy here; import-data through commands.py) ---------------------
+
+def add_allow_lossy(parser: argparse.ArgumentParser) -> None:
+    """``--allow-lossy`` (copy and import-data): load values the target's columns would change."""
+    parser.add_argument("--allow-lossy", action="store_true",
+                        help="load even when target columns would store values changed (DATETIME without "
+                             "fractions, FLOAT, TEXT); each such column is reported with its count")
+
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
     """``--commit-per-table`` and ``--resume`` (see ``resume.py`` and the README, Reliability)."""

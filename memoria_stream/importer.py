@@ -49,11 +49,14 @@ async def import_events(
     on_batch: OnBatch | None = None,
     on_counts: OnCounts | None = None,
     final_check: FinalCheck | None = None,
+    allow_lossy: bool = False,
 ) -> RunReport:
     """Load a decoded input into ``conn`` atomically; returns what was written per table.
 
     ``on_counts`` gets the row counts the input's metadata announces (progress totals);
-    ``final_check`` replaces the foreign-key check run inside the transaction before it commits."""
+    ``final_check`` replaces the foreign-key check run inside the transaction before it commits.
+    Values a target column would store changed (``limits.loss_check``) fail the load before it
+    commits, unless ``allow_lossy``: then each such column is a warning with its count."""
     report = RunReport("import")
     wanted = set(tables) if tables else None
     # Where DDL is transactional, missing tables are created inside the load's transaction, so a
@@ -72,6 +75,7 @@ async def import_events(
                     raise InputError(f"unknown table: {', '.join(unknown)}")
             loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
             loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
+            loader.allow_lossy = allow_lossy
             await loader.run(events)
             if inside:
                 if conn.capabilities.settle_constraints_sql:  # deferred FK checks block CREATE INDEX
@@ -121,6 +125,7 @@ class _Loader:
         self.current: str | None = None
         self.on_counts: OnCounts | None = None
         self.final_check: FinalCheck = check_foreign_keys
+        self.allow_lossy = False
 
     async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
@@ -221,7 +226,28 @@ class _Loader:
             plan = self.plans[name]
             if plan.autoincrement:
                 await self.conn.reset_sequence(name, plan.autoincrement)
+        self._settle_losses()
         await self.final_check(self.conn, self.plans.keys(), self.live)
+
+    def _settle_losses(self) -> None:
+        """Refuse (before COMMIT, so nothing changes) when any column would store values changed,
+        naming every such column with its count; with ``allow_lossy`` report them instead."""
+        lost = [(name, loss) for name, plan in self.plans.items() for loss in plan.losses if loss.count]
+        if not lost:
+            return
+        if self.allow_lossy:
+            for name, loss in lost:
+                self.report.warn(f"{name}.{loss.column} ({loss.target_type}): stored {loss.describe()} changed "
+                                 "(--allow-lossy)")
+            return
+        first_table, first = lost[0]
+        others = "; ".join(f"{name}.{loss.column} ({loss.target_type}): {loss.describe()}" for name, loss in lost[1:])
+        raise InputError(
+            f"the target column ({first.target_type}) would store {first.describe()} changed"
+            + (f"; also {others}" if others else "")
+            + f" — {len(lost)} column{'s' if len(lost) != 1 else ''} in all; nothing was changed. Widen the columns "
+            "with `memoria-stream migrate run widen_mysql_columns`, or pass --allow-lossy to load the values changed",
+            source=self.source, table=first_table, column=first.column)
 
 
 def _parents(name: str) -> tuple[str, ...]:

@@ -3,11 +3,18 @@ is reported with its file, line, table and column instead of as a server error a
 
 The limits come from the live column's declared type (``varchar(255)``, ``bigint``, ``int unsigned``)
 and from the backend's capabilities record (whether text may hold NUL, whether lengths are enforced).
+
+Some columns take every value but keep less of it (Memoria's MySQL DDL: ``DATETIME`` drops
+microseconds, ``FLOAT`` keeps single precision, ``TEXT`` stops at 64 KiB). Those are not errors
+value by value: :func:`loss_check` counts every value such a column would change, so a load can be
+refused (or, when allowed, reported) per column once the whole input has been seen.
 """
 
 from __future__ import annotations
 
 import re
+import struct
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
@@ -27,7 +34,8 @@ _UTF8_MAX = 4  # bytes per character, at most
 def _text_limits(caps: Capabilities, live: LiveColumn) -> tuple[int | None, int | None, bool] | None:
     """(characters, bytes, NUL allowed) for a text column; ``None`` when it takes any text."""
     length = declared_length(live.declared_type) if caps.enforces_text_length else None
-    max_bytes = caps.text_byte_limits.get(live.declared_type.lower())
+    # A byte bound the driver reports is a loss (counted by ``loss_check``), not an error.
+    max_bytes = None if live.max_bytes else caps.text_byte_limits.get(live.declared_type.lower())
     if length is None and max_bytes is None and caps.text_allows_nul:
         return None
     return length, max_bytes, caps.text_allows_nul
@@ -111,3 +119,71 @@ def _integer_column_fits(low: int, high: int, values: list[Any]) -> bool:
     """For a column of ``int`` (and ``None``)."""
     numbers = [v for v in values if v is not None] if None in values else values
     return not numbers or (low <= min(numbers) and max(numbers) <= high)
+
+
+# --- values a column takes but changes ------------------------------------------------------
+
+@dataclass
+class Loss:
+    """The values of one column that the target would store changed, counted as they pass.
+
+    ``changes`` tells whether a value would change; ``fit`` returns what is sent instead (the value
+    itself where the server rounds; text cut at the column's byte limit, which strict MySQL would
+    otherwise refuse). Counting continues over the whole input so the report gives every column's
+    full count."""
+
+    column: str
+    target_type: str
+    what: str  # how a value changes, e.g. "fractional seconds cut"
+    changes: Callable[[Any], bool]
+    fit: Callable[[Any], Any]
+    count: int = 0
+
+    def __call__(self, value: Any) -> Any:
+        if value is not None and self.changes(value):
+            self.count += 1
+            return self.fit(value)
+        return value
+
+    def describe(self) -> str:
+        return f"{self.count} value{'s' if self.count != 1 else ''} ({self.what})"
+
+
+def loss_check(live: LiveColumn, ctype: ColumnType) -> Loss | None:
+    """A counter of the values ``live`` cannot hold exactly; ``None`` when it keeps every value."""
+    target = live.declared_type or ctype.value
+    if ctype is ColumnType.TIMESTAMP and live.fraction_digits < 6:
+        step = 10 ** (6 - live.fraction_digits)
+        digits = f"{live.fraction_digits} digits" if live.fraction_digits else "none"
+        return Loss(live.name, target, f"fractional seconds beyond the column's {digits}",
+                    lambda value: getattr(value, "microsecond", 0) % step != 0, _identity)
+    if ctype is ColumnType.FLOAT and live.single_precision:
+        return Loss(live.name, target, "double-precision digits a single-precision float drops",
+                    _changes_in_single_precision, _identity)
+    if ctype is ColumnType.TEXT and live.max_bytes:
+        limit = live.max_bytes
+        return Loss(live.name, target, f"text longer than the column's {limit} bytes, cut",
+                    partial(_longer_than, limit), partial(_cut_to_bytes, limit))
+    return None
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _changes_in_single_precision(value: Any) -> bool:
+    if not isinstance(value, float) or value != value:  # NaN compares unequal to itself
+        return False
+    try:
+        return bool(struct.unpack("f", struct.pack("f", value))[0] != value)
+    except OverflowError:  # beyond single precision's range
+        return True
+
+
+def _longer_than(limit: int, value: Any) -> bool:
+    return isinstance(value, str) and len(value) * _UTF8_MAX > limit and len(value.encode()) > limit
+
+
+def _cut_to_bytes(limit: int, value: str) -> str:
+    """The longest prefix of ``value`` within ``limit`` UTF-8 bytes (never half a character)."""
+    return value.encode()[:limit].decode(errors="ignore")

@@ -19,7 +19,9 @@ import anyio
 
 from .catalog import Column, ForeignKey, Table, get_table, insert_order, utcnow
 from .drivers import Connection, connect
+from .drivers.base import LiveColumn
 from .errors import ConfigurationError, DatabaseError, MemoriaStreamError
+from .limits import loss_check
 from .schema import create_index_sql, create_table_sql, ensure_tables
 from .types import ColumnType
 from .urls import mask_url
@@ -303,6 +305,43 @@ async def ensure_table_shape(conn: Connection, table: str) -> None:
         await ensure_foreign_key(conn, table, fk.columns[0])
     if not missing:
         say(f"{table}: every catalogue column present")
+
+
+async def widen_columns(conn: Connection, table: str) -> list[str]:
+    """Give every catalogue column of ``table`` that keeps less than its values hold (``limits.loss_check``:
+    DATETIME without fractions, FLOAT, TEXT) the type memoria-stream creates it with (MySQL:
+    ``DATETIME(6)``, ``DOUBLE``, ``LONGTEXT``), keeping its rows, NULL-ability and default.
+
+    One ALTER per table rebuilds it once. Columns already wide, missing tables and backends whose
+    columns keep every value (``modify_column`` is ``None``) are left alone: safe to repeat."""
+    caps = conn.capabilities
+    spec = get_table(table)
+    if caps.modify_column is None or spec is None:
+        return []
+    narrow = [(live, column) for live in await conn.columns(table)
+              if (column := spec.column(live.name)) is not None and loss_check(live, column.type) is not None]
+    if not narrow:
+        return []
+    q = caps.quote
+    clauses = [caps.modify_column.format(column=q(live.name), definition=_wide_definition(conn, live, column))
+               for live, column in narrow]
+    async with step(conn, f"widen {table}"):
+        await conn.execute(f"ALTER TABLE {q(table)} {', '.join(clauses)}")
+    widened = [live.name for live, _ in narrow]
+    say(f"{table}: widened {', '.join(widened)}")
+    return widened
+
+
+def _wide_definition(conn: Connection, live: LiveColumn, column: Column) -> str:
+    """The column's wide type with its live NULL-ability and default (a CURRENT_TIMESTAMP default
+    takes the column's new precision, which MySQL requires to match)."""
+    definition = conn.capabilities.ddl_types[column.type] + ("" if live.nullable else " NOT NULL")
+    if live.default is not None:
+        default = live.default
+        if column.type is ColumnType.TIMESTAMP and default.lower().startswith("current_timestamp"):
+            default = "CURRENT_TIMESTAMP(6)"
+        definition += f" DEFAULT {default}"
+    return definition
 
 
 async def drop_column_if_present(conn: Connection, table: str, column: str) -> bool:

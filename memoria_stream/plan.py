@@ -16,7 +16,7 @@ from .catalog import Table, default_for, get_table
 from .codecs.base import JSON_NULL_KEY, RowBatch, TableLayout
 from .drivers.base import Capabilities, LiveColumn
 from .errors import InputError
-from .limits import ColumnCheck, column_check, value_check
+from .limits import ColumnCheck, Loss, column_check, loss_check, value_check
 from .types import JSON_NULL, ColumnType, Row
 from .values import INPUT_COERCERS
 
@@ -85,6 +85,10 @@ class _Slot:
     unchanged: frozenset[type] = frozenset()
     # For a column with limits: checks a whole column of such values at once (``limits.column_check``).
     fits: ColumnCheck | None = None
+    # For a column that keeps less than some values hold: counts them (part of ``convert``/``encode``).
+    loss: Loss | None = None
+    # Encodes a value this program supplies (a default, JSON null): never counted as a loss.
+    encode_own: Callable[[Any], Any] = lambda value: value
 
 
 # Canonical input types that coerce to themselves (when the backend has no encoder for the type).
@@ -107,6 +111,7 @@ class ImportPlan:
         self._warn = warn
         self._dropped: set[str] = set()
         self._slots = tuple(_slot(table, c, caps) for c in live)
+        self.losses = tuple(s.loss for s in self._slots if s.loss is not None)
         self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
         self._from_canonical: dict[TableLayout, Callable[[Row], Row]] = {}
 
@@ -183,7 +188,7 @@ class ImportPlan:
                 value = obj.get(slot.name, _MISSING)
                 if value is None:
                     if slot.is_json and slot.name in nulls:
-                        out.append(slot.encode(JSON_NULL))
+                        out.append(slot.encode_own(JSON_NULL))
                     elif slot.required:
                         raise ValueError("null in a NOT NULL column")
                     else:
@@ -203,7 +208,7 @@ class ImportPlan:
             if slot.required:
                 raise ValueError("missing value for a NOT NULL column without a default")
             return None
-        return slot.encode(value)
+        return slot.encode_own(value)
 
     def _unknown_keys(self, obj: dict[str, Any], where: int, source: str, by_row: bool) -> None:
         for key in obj.keys() - self._known:
@@ -223,27 +228,43 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
     known = table.column(live.name) if table else None
     default = (lambda column=known: default_for(column)) if known and known.default is not None else None
     required = not live.nullable and not (known and known.autoincrement)
+    is_json = ctype is ColumnType.JSON
+    own = encode or _identity
     check = value_check(caps, live, ctype)
+    loss = loss_check(live, ctype)
+    if loss is not None:  # every value passes the counter: no column-wise shortcut
+        steps = [s for s in (check, loss, encode) if s is not None]
+        return _Slot(live.name, _chain(coerce, *steps), _chain(*steps), default, required, is_json,
+                     loss=loss, encode_own=own)
     if check is not None:  # the column has limits (length, range, no NUL): every value is checked
         enc = encode or _identity
         # Without an encoder, a batch column of already-canonical values is checked as a whole.
         unchanged, fits = (_UNCHANGED.get(ctype, frozenset()), column_check(caps, live, ctype)) if encode is None \
             else (frozenset(), None)
         return _Slot(live.name, _chain(coerce, check, enc), _chain(check, enc), default, required,
-                     ctype is ColumnType.JSON, unchanged if fits else frozenset(), fits)
+                     is_json, unchanged if fits else frozenset(), fits, encode_own=own)
     if encode is None:
-        return _Slot(live.name, coerce, _identity, default, required, ctype is ColumnType.JSON,
+        return _Slot(live.name, coerce, _identity, default, required, is_json,
                      _UNCHANGED.get(ctype, frozenset()))
-    return _Slot(live.name, _chain(coerce, encode), encode, default, required, ctype is ColumnType.JSON)
+    return _Slot(live.name, _chain(coerce, encode), encode, default, required, is_json, encode_own=encode)
 
 
 def _chain(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """One converter applying ``steps`` in order (coerce, check, encode)."""
+    """One converter applying ``steps`` in order (coerce, check, count losses, encode)."""
+    if len(steps) == 1:
+        return steps[0]
     if len(steps) == 2:
         first, second = steps
         return lambda value: second(first(value))
-    first, second, third = steps
-    return lambda value: third(second(first(value)))
+    if len(steps) == 3:
+        first, second, third = steps
+        return lambda value: third(second(first(value)))
+
+    def chained(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+    return chained
 
 
 def _position(where: int, by_row: bool) -> dict[str, Any]:

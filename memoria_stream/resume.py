@@ -47,7 +47,7 @@ Live = dict[str, list[LiveColumn]]
 async def copy_per_table(
     source_url: str, target_url: str, *, tables: Sequence[str] | None = None, resume: bool = False,
     batch_rows: int = BATCH_ROWS, on_batch: OnBatch | None = None, on_counts: OnCounts | None = None,
-    on_skipped: OnSkipped | None = None,
+    on_skipped: OnSkipped | None = None, allow_lossy: bool = False,
 ) -> RunReport:
     """``copy_database`` with one committed transaction per table (and ``resume`` after a crash).
 
@@ -66,7 +66,8 @@ async def copy_per_table(
                 name = plan.layout.name
                 events = job._events(readers[0], iter([plan]), header=False)
                 await run.add(await import_events(target, events, source=job.label, tables=[name], on_batch=on_batch,
-                                                  final_check=run.check(name, job._checked(None))))
+                                                  final_check=run.check(name, job._checked(None)),
+                                                  allow_lossy=allow_lossy))
             await run.finish(job.names)
     for warning in job.warnings:
         run.report.warn(warning)
@@ -78,6 +79,7 @@ async def import_per_table(
     source: str | Path, *, database_url: str | None = None, format: str | None = None,
     tables: Sequence[str] | None = None, resume: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE,
     on_batch: OnBatch | None = None, on_counts: OnCounts | None = None, on_skipped: OnSkipped | None = None,
+    allow_lossy: bool = False,
 ) -> RunReport:
     """``import_data`` from a file with one committed transaction per table (and ``resume``).
 
@@ -95,7 +97,8 @@ async def import_per_table(
         for name in await run.start(names, on_skipped):
             async with reader.events(set(listed), tables) as events:
                 await run.add(await import_events(conn, events, source=reader.label, tables=[name], on_batch=on_batch,
-                                                  on_counts=on_counts, final_check=run.check(name)))
+                                                  on_counts=on_counts, final_check=run.check(name),
+                                                  allow_lossy=allow_lossy))
         await run.finish(names)
     run.report.format = reader.format
     run.report.seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ SCRIPT_NAMES = [
     "add_cluster_centroids", "add_cluster_member_counts", "add_cluster_member_token_columns",
     "add_cluster_token_columns", "add_memory_embeddings", "add_policy_artifacts", "add_spatial_namespace",
     "add_team_support", "add_timestamp_columns", "add_workspace_support", "remove_manual_x_override",
-    "rename_chat_metadata_column",
+    "rename_chat_metadata_column", "widen_mysql_columns",
 ]
 
 # Memoria's old shape: the columns the scripts add are missing, chat_history has metadata_json,
@@ -174,7 +174,7 @@ async def test_run_all_brings_old_shape_to_catalogue(db_url: str, second_db_url:
     assert await cli("migrate", "list", "--database-url", db_url) == 0
     listing = capsys.readouterr().out
     assert all(line.split()[1] == "applied" for line in listing.splitlines()[:-1])
-    assert "12 applied, 0 pending" in listing
+    assert "13 applied, 0 pending" in listing
 
 
 async def _all_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -33,6 +33,9 @@ class Capabilities:
     enforces_text_length: bool = True  # SQLite ignores VARCHAR(n)
     sized_integers: bool = True  # SQLite integers are always 64-bit
     text_byte_limits: Mapping[str, int] = field(default_factory=dict)  # declared type -> max bytes
+    # The ALTER TABLE clause that changes a column's type in place, keeping its rows
+    # (``migration_helpers.widen_columns``); ``None`` where columns keep every value already.
+    modify_column: str | None = None  # format with {column}, {definition}
     # Values from the file arrive canonical; these turn them into what the driver library expects
     # on write, and what it returns into canonical values on read (one place per backend).
     encoders: Mapping[ColumnType, Converter] = field(default_factory=dict)
@@ -61,6 +64,12 @@ class LiveColumn:
     type: ColumnType
     nullable: bool
     declared_type: str = ""
+    # What the column keeps of a value, where the backend keeps less than the canonical value holds
+    # (read by ``limits.loss_check``): Memoria's MySQL DDL uses DATETIME, FLOAT and TEXT.
+    fraction_digits: int = 6  # digits of fractional seconds a datetime column keeps
+    single_precision: bool = False  # a 4-byte FLOAT: a double's digits beyond ~7 are lost
+    max_bytes: int | None = None  # bytes a text column holds, where the backend bounds them
+    default: str | None = None  # the default as the database spells it (SQL), where it tells
 
 
 class Connection(Protocol):

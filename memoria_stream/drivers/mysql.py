@@ -32,6 +32,7 @@ CAPABILITIES = Capabilities(
     autoincrement_pk="INTEGER NOT NULL AUTO_INCREMENT",
     table_suffix=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     text_byte_limits={"tinytext": 255, "text": 65535, "mediumtext": 16777215},
+    modify_column="MODIFY {column} {definition}",
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text, T.BOOLEAN: bool, T.FLOAT: float},
 )
@@ -71,6 +72,24 @@ def _column_type(data_type: str, column_type: str) -> T:
     if column_type.lower().startswith("tinyint(1)"):
         return T.BOOLEAN
     return _TYPES.get(data_type.lower(), T.TEXT)
+
+
+def _live_column(name: str, data_type: str, column_type: str, nullable: str, fraction_digits: int | None,
+                 octets: int | None, default: str | None) -> LiveColumn:
+    """A column with what it keeps: DATETIME(p) keeps p fraction digits, FLOAT is single precision,
+    TINYTEXT/TEXT/MEDIUMTEXT hold a fixed number of bytes (LONGTEXT's 4 GiB counts as unbounded)."""
+    dtype = data_type.lower()
+    timestamp = dtype in ("datetime", "timestamp")
+    return LiveColumn(
+        name, _column_type(data_type, column_type), nullable == "YES", column_type,
+        fraction_digits=int(fraction_digits or 0) if timestamp else 6,
+        single_precision=dtype == "float",
+        max_bytes=int(octets) if dtype in _BOUNDED_TEXT and octets else None,
+        default=None if default is None or default.upper() == "NULL" else default,
+    )
+
+
+_BOUNDED_TEXT = ("tinytext", "text", "mediumtext")
 
 
 class MySQLConnection:
@@ -126,10 +145,10 @@ class MySQLConnection:
 
     async def columns(self, table: str) -> list[LiveColumn]:
         rows = await self.fetch(
-            "SELECT column_name, data_type, column_type, is_nullable FROM information_schema.columns "
+            "SELECT column_name, data_type, column_type, is_nullable, datetime_precision, "
+            "character_octet_length, column_default FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position", table)
-        return [LiveColumn(name, _column_type(dtype, ctype), nullable == "YES", ctype)
-                for name, dtype, ctype, nullable in rows]
+        return [_live_column(*row) for row in rows]
 
     async def index_names(self, table: str) -> list[str]:
         rows = await self.fetch(
