@@ -7,7 +7,8 @@
   export document (it has ``metadata``) is imported as it is;
 * anything else is the raw export (JSON or NDJSON, gzip allowed), streamed straight into the import.
 
-The query's ``?format=``, ``?truncate=`` and ``?table=`` apply to every shape. A request that
+The query's ``?format=``, ``?truncate=`` and ``?table=`` apply to every shape, and so does
+``?allow_lossy=true`` (load values the target's columns would change, reported as warnings). A request that
 carries no dataset is refused with 400 before the database is touched.
 """
 
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse
 from ..engine import import_data
 from ..errors import InputError
 from ..streams import CHUNK, Source, format_from_name
-from .inputs import (check_declared_size, format_param, limited_receive, query_tables, read_capped,
+from .inputs import (allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
                      tables_param, truncate_param)
 from .responses import failure, log, ok
 from .settings import Settings
@@ -52,11 +53,12 @@ async def import_endpoint(request: Request) -> JSONResponse:
         async with request.app.state.binder.lease() as binding:
             with request.app.state.gate.claim(binding.url):
                 check_declared_size(request, settings.max_upload_bytes)
+                allow_lossy = allow_lossy_param(request.query_params.get("allow_lossy"))
                 limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
                 async with import_job(limited, settings) as job:
                     report = await import_data(
                         job.source, database_url=binding.url, format=job.format, tables=job.tables,
-                        truncate=job.truncate, source_label=job.label)
+                        truncate=job.truncate, source_label=job.label, allow_lossy=allow_lossy)
     except ClientDisconnect:
         log.info("import: the client went away mid-upload; nothing was changed")
         return failure(InputError("the upload was cut short; nothing was changed"), action="import")

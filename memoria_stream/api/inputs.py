@@ -44,6 +44,13 @@ def truncate_param(value: Any) -> bool:
     return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="truncate")
 
 
+def allow_lossy_param(value: Any) -> bool:
+    """Refuse values the target's columns would change unless ``allow_lossy`` says otherwise."""
+    if value is None or value == "":
+        return False
+    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="allow_lossy")
+
+
 def query_tables(request: Request) -> list[str] | None:
     return tables_param(request.query_params.getlist("table") or None)
 

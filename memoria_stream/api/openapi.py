@@ -41,7 +41,9 @@ _EXPORT = {
 
 _IMPORT = {
     "summary": "Import an export atomically (truncating only the imported tables unless truncate=false)",
-    "parameters": [*_COMMON_QUERY, _query("truncate", _TRUNCATE, "empty the imported tables first (default true)")],
+    "parameters": [*_COMMON_QUERY, _query("truncate", _TRUNCATE, "empty the imported tables first (default true)"),
+                   _query("allow_lossy", _TRUNCATE, "load values the target's columns would change, "
+                          "reported as warnings (default false: refused, nothing changed)")],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"}, "format": _FORMAT, "truncate": _TRUNCATE,
