@@ -62,7 +62,7 @@ async def memoria_problem(url: str) -> str | None:
                 present = set(await conn.table_names()) & set(TABLES)
         except MemoriaStreamError as exc:
             log.warning("refresh: %s cannot be opened: %s", mask_url(url), exc)
-            return "does not answer"
+            return "does not answer or is not a database"
         return None if present else "holds none of Memoria's tables"
     return "does not answer"
 
