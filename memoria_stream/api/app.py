@@ -1,4 +1,4 @@
-"""The ASGI application: routes, the API-key middleware and the error envelope."""
+"""The ASGI application: routes, the security and body-timeout middleware, the error envelope."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from ..errors import MemoriaStreamError
 from .binding import Binder, ImportGate
 from .export import export_endpoint
 from .imports import import_endpoint
+from .inputs import BodyIdleTimeout
 from .openapi import openapi
 from .responses import failure, http_exception, unexpected
 from .routes import health, refresh
-from .security import APIKeyMiddleware
+from .security import APIKeyMiddleware, SameOriginMiddleware
 from .settings import Settings
 
 
@@ -30,7 +31,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/admin/migrations/import", import_endpoint, methods=["POST"]),
             Route("/admin/settings/refresh", refresh, methods=["POST"]),
         ],
-        middleware=[Middleware(APIKeyMiddleware, api_key=settings.api_key)],
+        middleware=[  # outermost first: a foreign page is refused before the key is even looked at
+            Middleware(SameOriginMiddleware, check_host=not settings.api_key),
+            Middleware(APIKeyMiddleware, api_key=settings.api_key),
+            Middleware(BodyIdleTimeout, seconds=settings.body_idle_timeout),
+        ],
         exception_handlers={
             MemoriaStreamError: _memoria_error,
             HTTPException: http_exception,

@@ -11,7 +11,7 @@ import anyio
 
 from ..errors import ConfigurationError
 from ..urls import mask_url
-from .settings import API_KEY_VARIABLE, load_settings
+from .settings import API_KEY_VARIABLE, DEFAULT_BODY_IDLE_TIMEOUT, load_settings
 
 GRACE_SECONDS = 30.0
 
@@ -29,9 +29,12 @@ def add_commands(subparsers: Any) -> None:
     add_database_url(serve)
     serve.add_argument("--config", metavar="FILE", default=None,
                        help="JSON or TOML file with database_url (re-read by /admin/settings/refresh), "
-                            "api_key, max_upload_bytes, max_json_bytes")
+                            "api_key, max_upload_bytes, max_json_bytes, body_idle_timeout")
     serve.add_argument("--allow-unauthenticated", action="store_true",
                        help=f"listen beyond loopback even though {API_KEY_VARIABLE} is not set")
+    serve.add_argument("--body-idle-timeout", metavar="SECONDS", type=float, default=None,
+                       help="refuse (408) a request body that sends nothing for this long, releasing "
+                            f"the import it holds (default: {DEFAULT_BODY_IDLE_TIMEOUT:g})")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                        help="uvicorn's log level (default: info)")
     serve.set_defaults(handler=run_serve)
@@ -42,7 +45,8 @@ async def run_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    settings = load_settings(database_url=args.database_url, config_file=args.config)
+    settings = load_settings(database_url=args.database_url, config_file=args.config,
+                             body_idle_timeout=args.body_idle_timeout)
     check_exposure(args.host, api_key=settings.api_key, allow_unauthenticated=args.allow_unauthenticated)
     config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                             lifespan="off", server_header=False)

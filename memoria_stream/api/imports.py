@@ -32,6 +32,9 @@ from .responses import failure, log, ok
 from .settings import Settings
 
 NO_DATASET = "No dataset provided"
+# A raw body is buffered up to this size before the database is claimed: the metadata line and
+# the first rows, so that a client that stalls right after its headers locks nothing.
+FIRST_BATCH_BYTES = 64 * 1024
 _FORM_LIMITS = {"max_files": 4, "max_fields": 32, "max_part_size": 1024 * 1024}
 
 
@@ -47,15 +50,17 @@ class ImportJob:
 
 
 async def import_endpoint(request: Request) -> JSONResponse:
-    """Claim the database, read the request into an :class:`ImportJob`, run it atomically."""
+    """Read the request into an :class:`ImportJob`, then claim the database and run it atomically."""
     settings: Settings = request.app.state.settings
     try:
-        async with request.app.state.binder.lease() as binding:
-            with request.app.state.gate.claim(binding.url):
-                check_declared_size(request, settings.max_upload_bytes)
-                allow_lossy = allow_lossy_param(request.query_params.get("allow_lossy"))
-                limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
-                async with import_job(limited, settings) as job:
+        check_declared_size(request, settings.max_upload_bytes)
+        allow_lossy = allow_lossy_param(request.query_params.get("allow_lossy"))
+        limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
+        async with import_job(limited, settings) as job:
+            # The database is claimed only now that the body has arrived (multipart, JSON) or its
+            # first batch has (raw): a client that stalls before that holds no gate and no lock.
+            async with request.app.state.binder.lease() as binding:
+                with request.app.state.gate.claim(binding.url):
                     report = await import_data(
                         job.source, database_url=binding.url, format=job.format, tables=job.tables,
                         truncate=job.truncate, source_label=job.label, allow_lossy=allow_lossy)
@@ -146,15 +151,18 @@ def _embedded(data: Any, fmt: str | None) -> bytes:
 
 
 async def _raw_job(request: Request) -> ImportJob:
+    """The raw body, once its first ``FIRST_BATCH_BYTES`` (or all of it, if smaller) have arrived."""
     stream = request.stream()
-    first = b""
+    first: list[bytes] = []
+    size = 0
     async for chunk in stream:
-        if chunk:
-            first = chunk
+        first.append(chunk)
+        size += len(chunk)
+        if size >= FIRST_BATCH_BYTES:
             break
-    if not first:
+    if not size:
         raise InputError(f"{NO_DATASET}: the request body is empty")
-    return _query_job(request, _prepend(first, stream), "request body")
+    return _query_job(request, _prepend(b"".join(first), stream), "request body")
 
 
 def _query_job(request: Request, source: Source, label: str) -> ImportJob:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from starlette.requests import Request
-from starlette.types import Message, Receive
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..codecs import normalise_format
 from ..errors import InputError
 from ..values import parse_bool_flag
-from .responses import PayloadTooLarge
+from .responses import BodyStalled, PayloadTooLarge
 
 TABLES_ERROR = "'tables' must be a sequence of strings"
 
@@ -93,3 +94,40 @@ async def read_capped(request: Request, limit: int, what: str) -> bytes:
 
 def too_large(limit: int, what: str = "upload") -> PayloadTooLarge:
     return PayloadTooLarge(f"the {what} is larger than the limit of {limit} bytes")
+
+
+class BodyIdleTimeout:
+    """Refuses (408) a request body that sends nothing for ``seconds``.
+
+    Without it a client that declares a large body and then goes silent keeps its request, and
+    whatever that request holds (the import gate, a database write lock), for as long as the socket
+    stays open. Only the body is timed: once it is complete, ``receive`` only waits for the client
+    to disconnect (while a long export streams out), which may rightly take any time."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self._seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            receive = idle_limited_receive(receive, self._seconds)
+        await self.app(scope, receive, send)
+
+
+def idle_limited_receive(receive: Receive, seconds: float) -> Receive:
+    body_complete = False
+
+    async def timed() -> Message:
+        nonlocal body_complete
+        if body_complete:
+            return await receive()
+        try:
+            with anyio.fail_after(seconds):
+                message = await receive()
+        except TimeoutError:
+            raise BodyStalled(f"the request body stalled: nothing arrived for {seconds:g} s; "
+                              "nothing was changed") from None
+        body_complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return timed

@@ -27,6 +27,10 @@ class PayloadTooLarge(InputError):
     """Raised when a request body is larger than the configured limit (HTTP 413)."""
 
 
+class BodyStalled(InputError):
+    """Raised when a request body sends nothing for longer than the idle timeout (HTTP 408)."""
+
+
 def ok(payload: dict[str, Any] | None = None, status_code: int = 200) -> JSONResponse:
     return JSONResponse({"status": "ok", **(payload or {})}, status_code=status_code)
 
@@ -46,6 +50,8 @@ def failure(exc: BaseException, *, action: str) -> JSONResponse:
     where = f" (table {table})" if table else ""
     if isinstance(exc, PayloadTooLarge):
         return error(str(exc), 413)
+    if isinstance(exc, BodyStalled):
+        return error(str(exc), 408)
     if isinstance(exc, InputError):
         return error(str(exc), 400)
     if isinstance(exc, ImportInProgress):

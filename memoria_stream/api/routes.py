@@ -8,9 +8,10 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..catalog import TABLES
 from ..drivers import connect
 from ..errors import DatabaseError, MemoriaStreamError
-from ..urls import parse_url
+from ..urls import mask_url, parse_url
 from .binding import Binding
 from .responses import error, log, ok
 
@@ -33,26 +34,44 @@ async def health(request: Request) -> JSONResponse:
 async def refresh(request: Request) -> JSONResponse:
     """Re-read the configuration and bind new requests to its database; in-flight ones stay put.
 
-    The new database must answer first: a refresh to a target that is down would take the whole
-    API down with it, so it is refused (503) and the old binding stays."""
+    The new database must answer and hold Memoria's tables first: a refresh to a target that is
+    down would take the whole API down with it, and one to any readable file (``/etc/passwd``)
+    would later be written to; both are refused (503) and the old binding stays."""
     settings = request.app.state.settings.reload()
     binder = request.app.state.binder
     if settings.database_url == binder.current.url:
         current = binder.current.describe()
         return ok({"changed": False, "old": current, "new": current})
-    if not await answers(settings.database_url):
-        return error("refresh refused: the new database does not answer; the binding is unchanged", 503)
+    problem = await memoria_problem(settings.database_url)
+    if problem:
+        return error(f"refresh refused: the new database {mask_url(settings.database_url)} {problem}; "
+                     "the binding is unchanged", 503)
     old, new = binder.swap(settings.database_url)
     request.app.state.settings = settings
     log.info("refresh: %s -> %s (%d request(s) finishing on the old one)", old.masked, new.masked, old.in_flight)
     return ok({"changed": True, "old": old.describe(), "new": new.describe()})
 
 
-async def answers(url: str) -> bool:
-    """Whether a connection opens and a query runs within a few seconds."""
+async def memoria_problem(url: str) -> str | None:
+    """Why ``url`` cannot be bound (it does not answer, or holds none of Memoria's tables), or None.
+
+    It is opened read-only so that looking creates nothing (no new SQLite file)."""
     with anyio.move_on_after(CHECK_SECONDS):
         try:
-            async with connect(url) as conn:
+            async with connect(url, read_only=True) as conn:
+                present = set(await conn.table_names()) & set(TABLES)
+        except MemoriaStreamError as exc:
+            log.warning("refresh: %s cannot be opened: %s", mask_url(url), exc)
+            return "does not answer or is not a database"
+        return None if present else "holds none of Memoria's tables"
+    return "does not answer"
+
+
+async def answers(url: str) -> bool:
+    """Whether a connection opens (read-only: creating nothing) and a query runs within a few seconds."""
+    with anyio.move_on_after(CHECK_SECONDS):
+        try:
+            async with connect(url, read_only=True) as conn:
                 await conn.fetch("SELECT 1")
             return True
         except MemoriaStreamError as exc:

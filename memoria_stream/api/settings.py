@@ -8,8 +8,9 @@ when the app is created (a refresh must not be able to switch authentication off
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +20,8 @@ from ..urls import ENV_VARIABLES, parse_url, resolve_url
 API_KEY_VARIABLE = "MEMORIA_API_KEY"
 MAX_UPLOAD_VARIABLE = "MEMORIA_MAX_UPLOAD_BYTES"
 MAX_JSON_VARIABLE = "MEMORIA_MAX_JSON_BYTES"
+BODY_IDLE_VARIABLE = "MEMORIA_BODY_IDLE_TIMEOUT"
+DEFAULT_BODY_IDLE_TIMEOUT = 60.0  # seconds a request body may send nothing before it is refused
 DEFAULT_MAX_UPLOAD_BYTES = 1024**3  # 1 GiB
 DEFAULT_MAX_JSON_BYTES = 64 * 1024**2  # JSON bodies are parsed whole, so they get a smaller cap
 
@@ -35,17 +38,16 @@ class Settings:
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
     config_file: Path | None = None
     explicit_url: str | None = None
+    body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT
 
     def reload(self, environ: Mapping[str, str] | None = None) -> "Settings":
         """The same settings with the database URL read again from the flag, file or environment."""
-        url = _database_url(self.explicit_url, self.config_file, environ)
-        return Settings(url, self.api_key, self.max_upload_bytes, self.max_json_bytes,
-                        self.config_file, self.explicit_url)
+        return replace(self, database_url=_database_url(self.explicit_url, self.config_file, environ))
 
 
 def load_settings(
     *, database_url: str | None = None, config_file: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, body_idle_timeout: float | None = None,
 ) -> Settings:
     """Resolve the settings: ``--database-url``, then the config file, then the environment.
 
@@ -64,6 +66,9 @@ def load_settings(
                              DEFAULT_MAX_JSON_BYTES, "max_json_bytes"),
         config_file=path,
         explicit_url=database_url,
+        body_idle_timeout=_seconds(body_idle_timeout if body_idle_timeout is not None
+                                   else document.get("body_idle_timeout"),
+                                   env.get(BODY_IDLE_VARIABLE), DEFAULT_BODY_IDLE_TIMEOUT, "body_idle_timeout"),
     )
 
 
@@ -132,6 +137,19 @@ def _size(from_file: Any, from_env: str | None, default: int, name: str) -> int:
     if size <= 0:
         raise ConfigurationError(f"{name} must be positive, got {size}")
     return size
+
+
+def _seconds(from_flag_or_file: Any, from_env: str | None, default: float, name: str) -> float:
+    value = from_flag_or_file if from_flag_or_file is not None else from_env
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
 
 
 __all__ = ["ENV_VARIABLES", "Settings", "load_settings"]

@@ -15,8 +15,11 @@ _MODULES = {"sqlite": ("sqlite", "aiosqlite"), "postgresql": ("postgres", "async
 __all__ = ["Capabilities", "Connection", "LiveColumn", "connect", "open_connection"]
 
 
-async def open_connection(url: str | DatabaseURL) -> Connection:
-    """Open a connection; the caller closes it with ``aclose()``. Prefer ``connect``."""
+async def open_connection(url: str | DatabaseURL, *, read_only: bool = False) -> Connection:
+    """Open a connection; the caller closes it with ``aclose()``. Prefer ``connect``.
+
+    ``read_only`` opens it for looking only: nothing is created (a missing SQLite file is an
+    error, not a new file) and the session refuses writes."""
     parsed = parse_url(url) if isinstance(url, str) else url
     module_name, package = _MODULES[parsed.backend]
     try:
@@ -25,14 +28,14 @@ async def open_connection(url: str | DatabaseURL) -> Connection:
         if exc.name != package:
             raise
         raise ConfigurationError(f"{parsed.backend} needs the {package} package: pip install {package}") from exc
-    conn: Connection = await module.connect(parsed)
+    conn: Connection = await module.connect(parsed, read_only=read_only)
     return conn
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str | DatabaseURL) -> AsyncIterator[Connection]:
+async def connect(url: str | DatabaseURL, *, read_only: bool = False) -> AsyncIterator[Connection]:
     """``async with connect(url) as conn``: one connection, closed (shielded) on the way out."""
-    conn = await open_connection(url)
+    conn = await open_connection(url, read_only=read_only)
     try:
         yield conn
     finally:

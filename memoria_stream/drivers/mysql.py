@@ -102,7 +102,7 @@ class MySQLConnection:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: DatabaseURL) -> "MySQLConnection":
+    async def open(cls, url: DatabaseURL, *, read_only: bool = False) -> "MySQLConnection":
         try:
             conn = await aiomysql.connect(
                 host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
@@ -117,6 +117,8 @@ class MySQLConnection:
         self = cls(url, conn)
         await self.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
         await self.execute("SET SESSION time_zone = '+00:00'")
+        if read_only:
+            await self.execute("SET SESSION TRANSACTION READ ONLY")
         return self
 
     async def aclose(self) -> None:
@@ -221,5 +223,5 @@ class MySQLConnection:
         return None
 
 
-async def connect(url: DatabaseURL) -> MySQLConnection:
-    return await MySQLConnection.open(url)
+async def connect(url: DatabaseURL, *, read_only: bool = False) -> MySQLConnection:
+    return await MySQLConnection.open(url, read_only=read_only)

@@ -84,8 +84,10 @@ class PostgresConnection:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: DatabaseURL) -> "PostgresConnection":
+    async def open(cls, url: DatabaseURL, *, read_only: bool = False) -> "PostgresConnection":
         settings = {"application_name": "memoria-stream"}
+        if read_only:
+            settings["default_transaction_read_only"] = "on"
         if url.query.get("schema"):
             settings["search_path"] = url.query["schema"]
         try:
@@ -207,5 +209,5 @@ class PostgresConnection:
                 f"SELECT setval($1, coalesce((SELECT max({q(column)}) FROM {q(table)}), 0) + 1, false)", rows[0][0])
 
 
-async def connect(url: DatabaseURL) -> PostgresConnection:
-    return await PostgresConnection.open(url)
+async def connect(url: DatabaseURL, *, read_only: bool = False) -> PostgresConnection:
+    return await PostgresConnection.open(url, read_only=read_only)

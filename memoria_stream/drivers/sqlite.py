@@ -79,16 +79,21 @@ class SQLiteConnection:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: DatabaseURL, *, create: bool = True) -> "SQLiteConnection":
+    async def open(cls, url: DatabaseURL, *, create: bool = True, read_only: bool = False) -> "SQLiteConnection":
         path = ":memory:" if url.is_memory else str(url.database)
-        if not url.is_memory and not create and not Path(path).exists():
+        if not url.is_memory and (read_only or not create) and not Path(path).exists():
             raise DatabaseError(f"SQLite database file not found: {path}")
         if not url.is_memory:
             parent = Path(path).parent
             if not parent.exists():
                 raise DatabaseError(f"SQLite database folder does not exist: {parent}")
         with _translated(url):
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+            if read_only and not url.is_memory:
+                # mode=ro: SQLite itself refuses to create the file or to write (a plain open creates it).
+                db = await aiosqlite.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                                             isolation_level=None, timeout=30)
+            else:
+                db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
             db.row_factory = None
         return cls(url, db)
 
@@ -189,5 +194,5 @@ class SQLiteConnection:
                 "WHERE name = ?", table)
 
 
-async def connect(url: DatabaseURL) -> SQLiteConnection:
-    return await SQLiteConnection.open(url)
+async def connect(url: DatabaseURL, *, read_only: bool = False) -> SQLiteConnection:
+    return await SQLiteConnection.open(url, read_only=read_only)
