@@ -255,6 +255,21 @@ def _identity(value: Any) -> Any:
 
 
 def check_table_name(name: Any, *, source: str | None = None, line: int | None = None) -> str:
+    """The one rule for table names, shared by export, import, copy, verify and resume: only the
+    catalogue's tables are ever read or written. Any other table in the database (an application's
+    ``users``, our own ``memoria_stream_progress``) is out of reach, whatever a file or flag asks."""
     if not isinstance(name, str) or not _PLAIN_NAME.match(name):
         raise InputError(f"invalid table name {name!r:.80}", source=source, line=line)
+    if get_table(name) is None:
+        raise InputError("unknown table; only Memoria's tables are read or written",
+                         source=source, line=line, table=name)
     return name
+
+
+def check_table_names(names: Sequence[Any]) -> list[str]:
+    """``check_table_name`` for the names of ``--table`` flags or a request, each once, in the given
+    order; every name outside the catalogue is listed in the one error."""
+    unknown = [n for n in names if isinstance(n, str) and _PLAIN_NAME.match(n) and get_table(n) is None]
+    if unknown:
+        raise InputError(f"unknown table: {', '.join(dict.fromkeys(unknown))}")
+    return list(dict.fromkeys(check_table_name(n) for n in names))
