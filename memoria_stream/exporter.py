@@ -10,7 +10,7 @@ from .codecs.base import Encoder
 from .drivers.base import Connection
 from .errors import InputError, InternalError
 from .pipeline import channel, run_stages
-from .plan import ExportPlan, check_table_name, export_plan
+from .plan import ExportPlan, check_table_names, export_plan
 from .reports import RunReport
 from .values import utc_now_iso
 
@@ -27,11 +27,10 @@ async def resolve_tables(conn: Connection, requested: Sequence[str] | None, repo
         for name in missing:
             report.warn(f"{name}: not in the source database; skipped")
         return [name for name in EXPORT_ORDER if name in live]
-    names = [check_table_name(n) for n in dict.fromkeys(requested)]
-    unknown = [n for n in names if n not in live]
-    if unknown:
-        kind = "not in the source database" if all(get_table(n) for n in unknown) else "unknown table"
-        raise InputError(f"{kind}: {', '.join(unknown)}")
+    names = check_table_names(requested)
+    absent = [n for n in names if n not in live]
+    if absent:
+        raise InputError(f"not in the source database: {', '.join(absent)}")
     return insert_order(names)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .drivers.base import Capabilities, LiveColumn
 from .types import ColumnType
+from .values import all_finite, finite_float
 
 Check = Callable[[Any], Any]
 ColumnCheck = Callable[[list[Any]], bool]
@@ -50,6 +51,8 @@ def value_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Chec
     if ctype is ColumnType.INTEGER:
         low, high = integer_bounds(caps, live.declared_type)
         return partial(_check_integer, low, high, live.declared_type or "INTEGER")
+    if ctype is ColumnType.FLOAT:
+        return finite_float
     return None
 
 
@@ -62,6 +65,8 @@ def column_check(caps: Capabilities, live: LiveColumn, ctype: ColumnType) -> Col
         return partial(_text_column_fits, *limits) if limits else None
     if ctype is ColumnType.INTEGER:
         return partial(_integer_column_fits, *integer_bounds(caps, live.declared_type))
+    if ctype is ColumnType.FLOAT:
+        return all_finite
     return None
 
 

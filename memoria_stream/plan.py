@@ -112,6 +112,9 @@ class ImportPlan:
         self._dropped: set[str] = set()
         self._slots = tuple(_slot(table, c, caps) for c in live)
         self.losses = tuple(s.loss for s in self._slots if s.loss is not None)
+        # The columns a ``"$json_null"`` marker may name: the JSON columns live or in the catalogue.
+        self._json_columns = frozenset(s.name for s in self._slots if s.is_json) | frozenset(
+            c.name for c in (table.columns if table else ()) if c.type is ColumnType.JSON)
         self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
         self._from_canonical: dict[TableLayout, Callable[[Row], Row]] = {}
 
@@ -180,7 +183,7 @@ class ImportPlan:
     def build(self, obj: dict[str, Any], where: int, source: str, by_row: bool = False) -> Row:
         if not self._known.issuperset(obj.keys()):
             self._unknown_keys(obj, where, source, by_row)
-        nulls = obj.get(JSON_NULL_KEY) or ()
+        nulls = self._json_nulls(obj, where, source, by_row)
         out = []
         slot = None
         try:
@@ -201,6 +204,21 @@ class ImportPlan:
             raise InputError(str(exc), source=source, table=self.name, column=slot.name if slot else None,
                              **_position(where, by_row)) from None
         return tuple(out)
+
+    def _json_nulls(self, obj: dict[str, Any], where: int, source: str, by_row: bool) -> frozenset[str]:
+        """The row's ``"$json_null"`` marker: a list of exactly named JSON columns, or nothing.
+        Anything else is refused rather than guessed at (a string would match by substring)."""
+        marker = obj.get(JSON_NULL_KEY)
+        if marker is None:
+            return frozenset()
+        if not isinstance(marker, list) or not all(isinstance(name, str) for name in marker):
+            raise InputError(f"{JSON_NULL_KEY} must be a list of JSON column names, got {marker!r:.60}",
+                             source=source, table=self.name, **_position(where, by_row))
+        wrong = [name for name in marker if name not in self._json_columns]
+        if wrong:
+            raise InputError(f"{JSON_NULL_KEY} names {', '.join(repr(n)[:60] for n in wrong)}, not a JSON column "
+                             "of this table", source=source, table=self.name, **_position(where, by_row))
+        return frozenset(marker)
 
     def _default(self, slot: _Slot) -> Any:
         value = slot.default() if slot.default else None
@@ -276,6 +294,21 @@ def _identity(value: Any) -> Any:
 
 
 def check_table_name(name: Any, *, source: str | None = None, line: int | None = None) -> str:
+    """The one rule for table names, shared by export, import, copy, verify and resume: only the
+    catalogue's tables are ever read or written. Any other table in the database (an application's
+    ``users``, our own ``memoria_stream_progress``) is out of reach, whatever a file or flag asks."""
     if not isinstance(name, str) or not _PLAIN_NAME.match(name):
         raise InputError(f"invalid table name {name!r:.80}", source=source, line=line)
+    if get_table(name) is None:
+        raise InputError("unknown table; only Memoria's tables are read or written",
+                         source=source, line=line, table=name)
     return name
+
+
+def check_table_names(names: Sequence[Any]) -> list[str]:
+    """``check_table_name`` for the names of ``--table`` flags or a request, each once, in the given
+    order; every name outside the catalogue is listed in the one error."""
+    unknown = [n for n in names if isinstance(n, str) and _PLAIN_NAME.match(n) and get_table(n) is None]
+    if unknown:
+        raise InputError(f"unknown table: {', '.join(dict.fromkeys(unknown))}")
+    return list(dict.fromkeys(check_table_name(n) for n in names))

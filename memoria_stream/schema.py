@@ -54,7 +54,9 @@ class SchemaReport:
 
 
 async def live_tables(conn: Connection) -> dict[str, list[LiveColumn]]:
-    return {name: await conn.columns(name) for name in await conn.table_names()}
+    """The live columns of the catalogue tables the database holds; other tables are never loaded
+    into, so they are not even described."""
+    return {name: await conn.columns(name) for name in await conn.table_names() if get_table(name)}
 
 
 async def ensure_tables(conn: Connection, names: Iterable[str], *, indexes: bool = True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -68,49 +69,64 @@ def _parse_sqlite(raw: str, rest: str) -> DatabaseURL:
     if path.startswith("/"):
         path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
     elif path:
-        raise ConfigurationError(f"malformed SQLite URL {raw!r}: use sqlite:///relative.db or sqlite:////absolute.db")
+        raise ConfigurationError(f"malformed SQLite URL {mask_url(raw)!r}: use sqlite:///relative.db or sqlite:////absolute.db")
     return DatabaseURL(raw=raw, backend="sqlite", database=unquote(path) or None, query=dict(parse_qsl(query)))
 
 
 def _parse_server(raw: str, backend: str) -> DatabaseURL:
+    scheme, _, rest = raw.partition("://")
+    userinfo, hostpart = _split_userinfo(rest)
     try:
-        parts = urlsplit(raw)
+        # Only the part after the userinfo goes to urlsplit: a password with an unencoded ``/``, ``?``
+        # or ``#`` would otherwise end the authority early (and its tail be taken for a port).
+        parts = urlsplit(f"{scheme}://{hostpart}")
         port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"malformed database URL {mask_url(raw)}: {exc}") from None
+    except ValueError:
+        raise ConfigurationError(f"malformed database URL {mask_url(raw)}: bad host or port") from None
     database = unquote(parts.path.lstrip("/")) or None
     if not parts.hostname and not parts.query:
         raise ConfigurationError(f"malformed database URL {mask_url(raw)}: no host")
+    username, has_password, password = (userinfo or "").partition(":")
     return DatabaseURL(
         raw=raw,
         backend=backend,
         host=parts.hostname,
         port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
+        username=unquote(username) if username else None,
+        password=unquote(password) if has_password else None,
         database=database,
         query=dict(parse_qsl(parts.query)),
     )
 
 
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """``user:password`` and what follows it, split at the LAST ``@``: a password may hold ``@``,
+    ``/``, ``?`` or ``#`` unencoded, a host never holds ``@``. A user name cannot hold ``/?#``
+    unencoded, so text before the ``@`` whose user part does is a path or query, not userinfo."""
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or any(stop in userinfo.partition(":")[0] for stop in "/?#"):
+        return None, rest
+    return userinfo, hostpart
+
+
+# Query parameters that carry a secret (libpq's ``password``, MySQL's ``passwd``/``pwd``, ...).
+_SECRET_PARAMETER = re.compile(r"(?i)([?&;](?:password|passwd|pwd|sslpassword)=)[^&;#]*")
+
+
 def mask_url(raw: str) -> str:
-    """Replace the password of a URL with ``***``; never fails, whatever the input."""
+    """The URL with every password replaced by ``***``; never fails, whatever the input.
+
+    Masks the userinfo's password (up to the last ``@``, so unencoded ``/?#@`` in it are covered)
+    and ``password=`` query parameters; text too malformed to tell is masked rather than shown."""
     scheme, sep, rest = raw.partition("://")
-    if not sep:
-        return raw
-    netloc_end = len(rest)
-    for stop in "/?#":
-        index = rest.find(stop)
-        if index != -1:
-            netloc_end = min(netloc_end, index)
-    netloc, tail = rest[:netloc_end], rest[netloc_end:]
-    if "@" not in netloc:
-        return raw
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    if ":" not in userinfo:
-        return raw
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostinfo}{tail}"
+    if not sep:  # not even ``scheme://``: hide anything that might be ``user:secret@``
+        head, at, tail = raw.rpartition("@")
+        masked = f"{head.partition(':')[0]}:***@{tail}" if at and ":" in head else raw
+        return _SECRET_PARAMETER.sub(r"\1***", masked)
+    userinfo, hostpart = _split_userinfo(rest)
+    if userinfo is not None and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{hostpart}"
+    return _SECRET_PARAMETER.sub(r"\1***", f"{scheme}://{rest}")
 
 
 def resolve_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:

@@ -95,14 +95,34 @@ def _integer(value: Any) -> int:
 
 
 def _float(value: Any) -> float:
+    number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"expected a number, got {_describe(value)}")
+    if number is None:
+        raise ValueError(f"expected a number, got {_describe(value)}")
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {_describe(value)}")
+    return number
+
+
+def finite_float(value: Any) -> Any:
+    """A canonical value unchanged, unless it is NaN or an infinity: JSON cannot hold those (they
+    would be exported as null), so a database holding one could not be exported and re-imported."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return value
+
+
+def all_finite(values: list[Any]) -> bool:
+    """For a column of ``float`` (and ``None``): NaN and infinities survive a sum, so one sum in C
+    finds them. A sum that overflows says no too: the caller then checks value by value."""
+    numbers = [v for v in values if v is not None] if None in values else values
+    return math.isfinite(sum(numbers))
 
 
 def _boolean(value: Any) -> bool:

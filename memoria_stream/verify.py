@@ -22,9 +22,9 @@ from .digests import MODULUS, DigestStore, digest_stores, first_difference, key_
 from .drivers import connect
 from .drivers.base import LiveColumn
 from .drivers.sqlite import CAPABILITIES as _SQLITE
-from .errors import InputError, VerificationError
+from .errors import VerificationError
 from .pipeline import run_stages
-from .plan import ImportPlan, export_plan
+from .plan import ImportPlan, check_table_names, export_plan
 from .streams import open_source, sniff_format
 from .types import Row
 from .urls import mask_url
@@ -117,10 +117,8 @@ async def verify(a: str, b: str, *, tables: Sequence[str] | None = None) -> Veri
 def _wanted(tables: Sequence[str] | None) -> list[str]:
     if not tables:
         return list(EXPORT_ORDER)
-    unknown = [t for t in tables if get_table(t) is None]
-    if unknown:
-        raise InputError(f"unknown table: {', '.join(unknown)}")
-    return [n for n in EXPORT_ORDER if n in tables]
+    names = set(check_table_names(tables))
+    return [n for n in EXPORT_ORDER if n in names]
 
 
 def _label(side: str) -> str:

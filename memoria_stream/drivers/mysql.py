@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ssl as _ssl
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 import aiomysql
 import pymysql
+from pymysql.constants import CLIENT
 
-from ..errors import DatabaseError, IntegrityFailure
+from ..errors import ConfigurationError, DatabaseError, IntegrityFailure
 from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text
@@ -47,6 +49,75 @@ _TYPES = {
 
 # The statement size aiomysql's executemany packs rows into; far below the 16 MiB max_allowed_packet default.
 _MAX_STATEMENT = 4 * 1024 * 1024
+
+
+# TLS modes as MySQL's client names them (``--ssl-mode``), with the spellings libpq and URLs use.
+_TLS_MODES = {
+    "disabled": "disabled", "disable": "disabled", "false": "disabled", "0": "disabled", "off": "disabled",
+    "preferred": "preferred", "prefer": "preferred",
+    "required": "required", "require": "required", "true": "required", "1": "required", "on": "required",
+    "verify_ca": "verify_ca", "verify-ca": "verify_ca",
+    "verify_identity": "verify_identity", "verify-identity": "verify_identity", "verify-full": "verify_identity",
+}
+_MODE_PARAMETERS = ("ssl-mode", "ssl_mode", "sslmode", "ssl")
+_CA_PARAMETERS = ("ssl-ca", "ssl_ca", "sslrootcert")
+
+
+def tls_options(url: DatabaseURL) -> tuple[_ssl.SSLContext | None, bool]:
+    """The SSL context for aiomysql and whether TLS is required, from the URL's ``ssl-mode`` (or
+    ``ssl``/``sslmode``) and ``ssl-ca``. No parameter: no TLS, as before. ``ssl-ca`` alone means
+    VERIFY_CA, as for MySQL's own client. An unknown mode is a configuration error."""
+    mode_parameter = next((p for p in _MODE_PARAMETERS if p in url.query), None)
+    ca_parameter = next((p for p in _CA_PARAMETERS if p in url.query), None)
+    ca_file = url.query[ca_parameter] if ca_parameter else None
+    if mode_parameter is None:
+        mode = "verify_ca" if ca_file else "disabled"
+    else:
+        mode = _TLS_MODES.get(url.query[mode_parameter].strip().lower(), "")
+        if not mode:
+            raise ConfigurationError(
+                f"{url.masked()}: unknown {mode_parameter} {url.query[mode_parameter]!r:.40} "
+                "(use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY)")
+    if mode == "disabled":
+        return None, False
+    context = _ssl.create_default_context()
+    if mode in ("preferred", "required"):  # encrypted, but any certificate is accepted
+        context.check_hostname = False
+        context.verify_mode = _ssl.CERT_NONE
+    else:
+        context.check_hostname = mode == "verify_identity"
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, _ssl.SSLError) as exc:
+            raise ConfigurationError(f"{url.masked()}: cannot read {ca_parameter} {ca_file!r}: {exc}") from None
+    return context, mode != "preferred"
+
+
+class _Connection(aiomysql.Connection):  # type: ignore[misc]
+    """aiomysql's connection, except that it will not authenticate without TLS when TLS is
+    required: aiomysql by itself quietly goes on in plaintext when the server offers no TLS."""
+
+    tls_required = False
+
+    async def _request_authentication(self) -> None:
+        if self.tls_required and not self.server_capabilities & CLIENT.SSL:
+            raise pymysql.err.OperationalError(
+                2026, "TLS/SSL is required by the URL's ssl-mode, but the server does not offer it")
+        await super()._request_authentication()
+
+
+async def _connect(url: DatabaseURL) -> aiomysql.Connection:
+    context, required = tls_options(url)
+    # local_infile stays off: with it, the server (or anyone posing as it) may read any client file.
+    conn = _Connection(
+        host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
+        password=url.password or "", db=url.database, charset="utf8mb4", autocommit=True,
+        connect_timeout=30, local_infile=False, ssl=context,
+    )
+    conn.tls_required = required
+    await conn._connect()
+    return conn
 
 
 @contextlib.contextmanager
@@ -104,12 +175,8 @@ class MySQLConnection:
     @classmethod
     async def open(cls, url: DatabaseURL, *, read_only: bool = False) -> "MySQLConnection":
         try:
-            conn = await aiomysql.connect(
-                host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-                password=url.password or "", db=url.database, charset="utf8mb4", autocommit=True,
-                connect_timeout=30, local_infile=True,
-            )
-        except (OSError, pymysql.err.MySQLError) as exc:
+            conn = await _connect(url)
+        except (OSError, _ssl.SSLError, pymysql.err.MySQLError) as exc:
             raise DatabaseError(f"cannot connect to {url.masked()}: {_message(exc)}") from exc
         if not url.database:
             conn.close()

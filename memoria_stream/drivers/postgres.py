@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ssl as _ssl
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 import asyncpg
 
-from ..errors import DatabaseError, IntegrityFailure
+from ..errors import ConfigurationError, DatabaseError, IntegrityFailure
 from ..types import ColumnType as T, Row
 from ..urls import DatabaseURL
 from ..values import json_from_text, json_to_text
@@ -62,16 +61,23 @@ def _message(exc: Exception) -> str:
     return f"{exc} ({detail})" if detail else str(exc)
 
 
-def _ssl_option(url: DatabaseURL) -> Any:
-    mode = url.query.get("sslmode") or url.query.get("ssl")
-    if mode in (None, "", "disable", "false"):
+# libpq's sslmode values (asyncpg takes them as they are), and the ssl=true/false spelling.
+_SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_SSL_FLAGS = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
+
+
+def _ssl_option(url: DatabaseURL) -> str | None:
+    """``?sslmode=`` (or ``?ssl=``) for asyncpg; no parameter keeps asyncpg's default (``prefer``).
+    An unknown value is a configuration error rather than a guess."""
+    parameter = next((p for p in ("sslmode", "ssl") if url.query.get(p)), None)
+    if parameter is None:
         return None
-    if mode in ("require", "true", "prefer", "allow"):
-        context = _ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = _ssl.CERT_NONE
-        return context
-    return _ssl.create_default_context()
+    value = url.query[parameter].strip().lower()
+    mode = _SSL_FLAGS.get(value, value)
+    if mode not in _SSL_MODES:
+        raise ConfigurationError(f"{url.masked()}: unknown {parameter} {url.query[parameter]!r:.40} "
+                                 f"(use one of {', '.join(sorted(_SSL_MODES))})")
+    return mode
 
 
 class PostgresConnection:
