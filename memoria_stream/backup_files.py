@@ -57,17 +57,24 @@ def label_for(url: DatabaseURL) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or "db"
 
 
-def identity_of(url: DatabaseURL) -> str:
-    """Eight hex digits naming the database itself: backend, host, port and database name, or for
-    SQLite the resolved absolute path (the same file reached from another folder is the same database).
+def database_identity(url: DatabaseURL) -> str:
+    """Which database ``url`` reaches: backend, host, port and database name, or for SQLite the
+    resolved absolute path (the same file reached from another folder is the same database).
     The user is left out: another login to the same database is still the same database."""
-    if url.backend == "sqlite":
+    if url.is_memory:
+        parts = [url.backend, ":memory:"]
+    elif url.backend == "sqlite":
         parts = [url.backend, str(Path(str(url.database)).resolve())]
     else:
         host = url.host or url.query.get("host") or "localhost"
         port = url.port or _DEFAULT_PORTS.get(url.backend, 0)
         parts = [url.backend, host.lower(), str(port), str(url.database)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
+    return "\n".join(parts)
+
+
+def identity_of(url: DatabaseURL) -> str:
+    """Eight hex digits of ``database_identity``: short enough for a file name."""
+    return hashlib.sha256(database_identity(url).encode()).hexdigest()[:8]
 
 
 def new_backup_path(directory: Path, url: DatabaseURL, kind: str = "backup") -> Path:
