@@ -15,6 +15,7 @@ from typing import Any
 from . import backup_files
 from .backup_files import BackupFile, list_backups
 from .errors import InputError
+from .streams import make_private_dirs
 from .urls import DatabaseURL, parse_url, resolve_url
 
 __all__ = ["BackupFile", "create_backup", "list_backups", "restore_backup", "add_commands"]
@@ -37,7 +38,7 @@ async def create_backup(
     if parsed.is_memory:
         return None
     directory = backup_files.backup_dir(backup_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(directory)
     destination = backup_files.new_backup_path(directory, parsed, kind)
     await _module(parsed).backup(parsed, destination)
     if keep is not None:
@@ -101,6 +102,9 @@ def add_commands(subparsers: Any) -> None:
 
     listing = actions.add_parser("list", help="list the backup files in the backup directory, oldest first")
     _add_dir(listing)
+    # No environment default here: without the option every database's backups are listed.
+    listing.add_argument("--database-url", metavar="URL", default=None,
+                         help="list only the backups of this database")
     listing.set_defaults(handler=_list_command)
 
 
@@ -133,7 +137,9 @@ async def _restore_command(args: argparse.Namespace) -> int:
 
 
 async def _list_command(args: argparse.Namespace) -> int:
-    for item in list_backups(backup_files.backup_dir(args.backup_dir)):
+    url = parse_url(args.database_url) if args.database_url else None
+    for item in list_backups(backup_files.backup_dir(args.backup_dir), url):
         created = item.created.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-        print(f"{item.path}\t{item.backend}\t{item.kind}\t{created}\t{item.size}")
+        identity = item.identity or "-"  # which database: backup_files.identity_of
+        print(f"{item.path}\t{item.backend}\t{item.kind}\t{created}\t{item.size}\t{identity}")
     return 0

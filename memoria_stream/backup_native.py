@@ -14,6 +14,7 @@ because the tools get host, port, user and database as separate values.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,9 +23,14 @@ from typing import IO, Any, Sequence
 import anyio
 
 from .errors import ConfigurationError, DatabaseError, InputError
+from .streams import PRIVATE_FILE, create_private_file
 from .urls import DatabaseURL
 
 _STDERR_TAIL = 4000  # characters of a failing tool's stderr kept for the error message
+_CHILD_UMASK = 0o077  # whatever file a tool creates itself is owner-only too
+# MySQL/MariaDB database names we hand to the tools: no leading '-' (an option to them), nothing a
+# shell, a file name or the tools' own parsing could read differently.
+_SAFE_MYSQL_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 
 
 async def backup(url: DatabaseURL, destination: Path) -> None:
@@ -32,14 +38,17 @@ async def backup(url: DatabaseURL, destination: Path) -> None:
     _require_database(url)
     partial = destination.with_name(destination.name + ".partial")
     try:
+        os.close(create_private_file(partial))  # the tools truncate and fill it, keeping its mode
         if url.backend == "postgresql":
             await _run(["pg_dump", "--format=custom", "--no-password", f"--file={partial}", _pg_dbname(url)],
                        _pg_env(url))
         else:
             argv = [_binary("mariadb-dump", "mysqldump"), *_mysql_args(url), "--single-transaction",
                     "--routines", "--triggers", "--hex-blob", "--no-tablespaces", f"--result-file={partial}",
-                    str(url.database)]
+                    "--", str(url.database)]
             await _run(argv, _mysql_env(url))
+        _require_content(partial, url)
+        os.chmod(partial, PRIVATE_FILE)  # in case a tool replaced the file instead of writing into it
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
@@ -51,18 +60,20 @@ async def restore(url: DatabaseURL, backup_file: Path) -> None:
     if not backup_file.is_file():
         raise InputError(f"backup file not found: {backup_file}")
     if url.backend == "postgresql":
+        # An absolute path: a relative file name starting with '-' would be read as an option.
         argv = ["pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
-                "--no-password", f"--dbname={_pg_dbname(url)}", str(backup_file)]
+                "--no-password", f"--dbname={_pg_dbname(url)}", str(backup_file.resolve())]
         await _run(argv, _pg_env(url))
         return
     with open(backup_file, "rb") as dump:
-        await _run([_binary("mariadb", "mysql"), *_mysql_args(url), str(url.database)], _mysql_env(url), stdin=dump)
+        await _run([_binary("mariadb", "mysql"), *_mysql_args(url), "--", str(url.database)], _mysql_env(url),
+                   stdin=dump)
 
 
 async def _run(argv: Sequence[str], env: dict[str, str], *, stdin: IO[Any] | None = None) -> None:
     try:
         process = await anyio.open_process(
-            list(argv), stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            list(argv), stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, umask=_CHILD_UMASK)
     except FileNotFoundError as exc:
         raise ConfigurationError(f"{argv[0]} not found on PATH: install the database client tools") from exc
     async with process:  # on cancellation anyio kills the child
@@ -85,6 +96,16 @@ async def _tail(stream: Any) -> str:
 def _require_database(url: DatabaseURL) -> None:
     if not url.database:
         raise ConfigurationError(f"{url.masked()}: the URL names no database to back up or restore")
+    if url.backend == "mysql" and not _SAFE_MYSQL_NAME.fullmatch(url.database):
+        # PostgreSQL needs no such rule: its name travels inside a quoted conninfo value.
+        raise ConfigurationError(f"{url.masked()}: refusing database name {url.database!r:.80} for the dump tools "
+                                 "(allowed: letters, digits, _ $ -, not starting with '-', at most 64)")
+
+
+def _require_content(dump: Path, url: DatabaseURL) -> None:
+    """A tool that exits 0 without writing anything has not backed anything up."""
+    if dump.stat().st_size == 0:
+        raise DatabaseError(f"the dump tool wrote nothing for {url.masked()}: no backup was made")
 
 
 def _binary(*names: str) -> str:

@@ -18,6 +18,7 @@ from typing import Iterator
 import anyio.to_thread
 
 from .errors import DatabaseError, InputError
+from .streams import create_private_file
 from .urls import DatabaseURL
 
 _BUSY_TIMEOUT = 30.0  # seconds a connection waits for a lock before the backup step reports busy
@@ -44,6 +45,9 @@ async def restore(url: DatabaseURL, backup_file: Path) -> None:
 def _backup_file(source: Path, destination: Path) -> None:
     partial = destination.with_name(destination.name + ".partial")
     try:
+        # Created here, owner-only, before SQLite opens it: SQLite would create it with the umask's
+        # mode, and its journal takes the mode of the database file.
+        os.close(create_private_file(partial))
         with _translated(source), _open(str(source)) as src, _open(str(partial)) as dst:
             src.backup(dst)
         os.replace(partial, destination)  # the final name only ever holds a complete copy

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 
+import anyio.to_thread
+
 from .catalog import EXPORT_ORDER, get_table, insert_order
 from .codecs import DEFAULT_MAX_LINE, decoder_for, normalise_format
 from .codecs.base import Event, Metadata, TableStart
@@ -34,7 +36,8 @@ from .exporter import BATCH_ROWS, OnBatch
 from .importer import FinalCheck, OnCounts, check_foreign_keys, import_events
 from .plan import check_table_name
 from .reports import RunReport
-from .resume_state import Finished, ensure_state_table, forget, read_finished, record, run_key, table_state
+from .resume_state import (Finished, ensure_state_table, file_identity, forget, read_finished, record, run_key,
+                           source_database_identity, table_state)
 from .schema import create_missing_indexes
 from .snapshots import open_snapshots
 from .streams import open_source, sniff_format
@@ -58,7 +61,7 @@ async def copy_per_table(
         async with open_snapshots(source_url, 1, tables or EXPORT_ORDER) as readers:
             job = _Job(readers, target, True, batch_rows, on_batch, mask_url(source_url))
             await job.plan(tables)
-            run = _Run(target, run_key("copy", job.label, job.names), resume, "copy")
+            run = _Run(target, run_key("copy", source_database_identity(source_url), job.names), resume, "copy")
             todo = await run.start(job.names, on_skipped)
             if on_counts:
                 on_counts({name: job.counts[name] for name in todo})
@@ -93,7 +96,8 @@ async def import_per_table(
     listed = await reader.table_names()
     async with connect(resolve_url(database_url)) as conn:
         names = await _selected(conn, listed, tables, reader.label)
-        run = _Run(conn, run_key("import", reader.identity(), names), resume, "import")
+        identity = await anyio.to_thread.run_sync(file_identity, reader.path)
+        run = _Run(conn, run_key("import", identity, names), resume, "import")
         for name in await run.start(names, on_skipped):
             async with reader.events(set(listed), tables) as events:
                 await run.add(await import_events(conn, events, source=reader.label, tables=[name], on_batch=on_batch,
@@ -189,11 +193,6 @@ class _FileReader:
 
     def __init__(self, path: Path, format: str | None, max_line: int) -> None:
         self.path, self.format, self.max_line, self.label = path, format, max_line, str(path)
-
-    def identity(self) -> str:
-        """Path, size and modification time: a rewritten file is a different move."""
-        stat = self.path.stat()
-        return f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
     async def table_names(self) -> list[str]:
         """The tables the file carries: its metadata's list when that comes first (Memoria's

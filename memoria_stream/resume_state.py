@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
+from .backup_files import database_identity
 from .digests import MODULUS, row_digest
 from .drivers.base import Connection
 from .plan import export_plan
 from .types import ColumnType
+from .urls import parse_url
 from .values import utc_now_iso
 
 STATE_TABLE = "memoria_stream_progress"
 _READ_ROWS = 5000
+_HASH_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,27 @@ def run_key(kind: str, source: str, tables: Sequence[str]) -> str:
     """A digest naming one move: ``kind`` (copy/import), the source's identity and the table set."""
     text = "\n".join([kind, source, *sorted(tables)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def source_database_identity(source_url: str) -> str:
+    """A copy's source as a run key needs it: the database itself, not the URL's spelling, so that
+    ``sqlite:///memoria.db`` run from another folder (another file) is another move; plus the
+    PostgreSQL schema that is read."""
+    url = parse_url(source_url)
+    return f"{database_identity(url)}\nschema={url.query.get('schema', '')}"
+
+
+def file_identity(path: Path) -> str:
+    """An input file as a run key needs it: its absolute path, size and a SHA-256 of its content.
+
+    The content, not the modification time: a dump replaced by another of the same size, with its
+    old time put back, is another move. Reading it once more costs little next to the load, which
+    reads the file once per table."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return f"{path.resolve()}|{path.stat().st_size}|sha256:{digest.hexdigest()}"
 
 
 async def table_state(conn: Connection, name: str) -> tuple[int, str]:

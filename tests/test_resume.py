@@ -9,6 +9,7 @@ The run is started with ``--log-format json`` and killed when stderr reports the
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -257,3 +258,64 @@ async def test_refusals_are_one_line_and_change_nothing(tmp_path: Path) -> None:
         assert result.returncode == 3 and len(lines) == 1 and needle in lines[0], result.stderr
         assert lines[0].startswith("memoria-stream: error: ")
     assert not (tmp_path / "target.db").exists()  # refused before anything was opened
+
+
+# -- the run key names the very source (security issue 12, item 6) -----------------------------------
+
+
+def _run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, cwd=folder, timeout=300)
+
+
+def _renamed_teams(data: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The same data with every team's name replaced by another of the same length."""
+    teams = [{**row, "name": "X" * len(row["name"])} for row in data["teams"]]
+    return {**data, "teams": teams}
+
+
+@pytest.mark.parametrize("target_backend", BACKENDS)
+async def test_a_relative_sqlite_source_from_another_folder_is_another_move(
+        target_backend: str, tmp_path: Path) -> None:
+    data = build_dataset()
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, content in ((first, data), (second, _renamed_teams(data))):
+        folder.mkdir()
+        await seed(f"sqlite:///{folder / 'memoria.db'}", content)
+    async for target in make_database(target_backend, tmp_path, "target"):
+        done = _run_in(first, "copy", "sqlite:///memoria.db", target, "--commit-per-table", "-q")
+        assert done.returncode == 0, done.stderr
+        resumed = _run_in(second, "copy", "sqlite:///memoria.db", target, "--commit-per-table", "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "skipped" not in resumed.stderr and "Copied 160 rows across 14 tables" in resumed.stderr
+        assert (await verify(f"sqlite:///{second / 'memoria.db'}", target)).ok
+        assert_same(_renamed_teams(data), await read_all(target))
+
+
+def _shout_team_names(dump: bytes) -> bytes:
+    """The same NDJSON with the teams named 'plain ascii' renamed in capitals: same size, other content."""
+    lines = [line.replace(b'"plain ascii"', b'"PLAIN ASCII"') if b'"table":"teams"' in line else line
+             for line in dump.split(b"\n")]
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize("target_backend", BACKENDS)
+async def test_a_dump_replaced_by_same_size_content_with_the_old_mtime_is_another_move(
+        target_backend: str, tmp_path: Path) -> None:
+    data = build_dataset()
+    source, dump = f"sqlite:///{tmp_path / 'source.db'}", tmp_path / "dump.ndjson"
+    await seed(source, data)
+    assert run_cli("export-data", str(dump), "--database-url", source, "-q").returncode == 0
+    replacement = _shout_team_names(dump.read_bytes())
+    assert len(replacement) == dump.stat().st_size and replacement != dump.read_bytes()
+    expected = {**data, "teams": [{**row, "name": "PLAIN ASCII"} if row["name"] == "plain ascii" else row
+                                  for row in data["teams"]]}
+    async for target in make_database(target_backend, tmp_path, "target"):
+        done = run_cli("import-data", str(dump), "--database-url", target, "--commit-per-table", "-q")
+        assert done.returncode == 0, done.stderr
+        old_times = dump.stat()
+        dump.write_bytes(replacement)
+        os.utime(dump, ns=(old_times.st_atime_ns, old_times.st_mtime_ns))
+        resumed = run_cli("import-data", str(dump), "--database-url", target, "--commit-per-table", "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "skipped" not in resumed.stderr
+        assert_same(expected, await read_all(target))
