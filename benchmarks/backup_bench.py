@@ -22,10 +22,14 @@ from typing import Any, AsyncIterator
 
 import anyio
 
-from memoria_stream import backup_native, catalog, schema
-from memoria_stream.backup import create_backup, restore_backup
+from memoria_stream.drivers import native_backup as backup_native
+
+from memoria_stream.model import catalog
+
+from memoria_stream.transfer import schema
+from memoria_stream.backup.actions import create_backup, restore_backup
 from memoria_stream.drivers import Connection, connect
-from memoria_stream.types import ColumnType
+from memoria_stream.model.types import ColumnType
 
 ADMIN = {"postgres": "postgresql://postgres@127.0.0.1:5432/test", "mysql": "mysql://root@127.0.0.1:3306/test"}
 _RUNS: list[tuple[str, Path]] = []  # (tool, file /usr/bin/time writes its peak RSS to)

@@ -18,11 +18,11 @@ from conftest import make_database  # noqa: E402
 from copy_support import access_events, seed  # noqa: E402
 from dataset import build_dataset  # noqa: E402
 
-from memoria_stream.catalog import EXPORT_ORDER, get_table  # noqa: E402
-from memoria_stream.copy import copy_database  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER, get_table  # noqa: E402
+from memoria_stream.transfer.copy import copy_database  # noqa: E402
 from memoria_stream.drivers import connect  # noqa: E402
-from memoria_stream.schema import create_index_sql, ensure_tables  # noqa: E402
-from memoria_stream.verify import verify  # noqa: E402
+from memoria_stream.transfer.schema import create_index_sql, ensure_tables  # noqa: E402
+from memoria_stream.transfer.verify import verify  # noqa: E402
 
 
 async def main(rows: int) -> None:

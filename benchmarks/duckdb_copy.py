@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memoria_stream.catalog import EXPORT_ORDER, TABLES  # noqa: E402
-from memoria_stream.urls import parse_url  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER, TABLES  # noqa: E402
+from memoria_stream.drivers.urls import parse_url  # noqa: E402
 
 
 def _load_extensions(con) -> None:  # type: ignore[no-untyped-def]

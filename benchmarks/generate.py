@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memoria_stream.catalog import EXPORT_ORDER, TABLES  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER, TABLES  # noqa: E402
 from memoria_stream.drivers.sqlite import CAPABILITIES  # noqa: E402
-from memoria_stream.schema import create_index_sql, create_table_sql  # noqa: E402
+from memoria_stream.transfer.schema import create_index_sql, create_table_sql  # noqa: E402
 
 GENERATOR_VERSION = 1  # bump when the content changes, so cached databases are rebuilt
 CHUNK = 5000

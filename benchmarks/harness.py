@@ -19,9 +19,9 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memoria_stream.catalog import EXPORT_ORDER  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER  # noqa: E402
 from memoria_stream.drivers import connect  # noqa: E402
-from memoria_stream.schema import ensure_tables  # noqa: E402
+from memoria_stream.transfer.schema import ensure_tables  # noqa: E402
 
 PG_ADMIN = os.environ.get("MEMORIA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN = os.environ.get("MEMORIA_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")

@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memoria_stream.catalog import EXPORT_ORDER, TABLES, delete_order  # noqa: E402
-from memoria_stream.types import ColumnType as T  # noqa: E402
-from memoria_stream.urls import parse_url  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order  # noqa: E402
+from memoria_stream.model.types import ColumnType as T  # noqa: E402
+from memoria_stream.drivers.urls import parse_url  # noqa: E402
 
 
 # --- export -----------------------------------------------------------------------------------

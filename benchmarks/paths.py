@@ -19,7 +19,7 @@ from harness import Measurement, Result, Scratch, has_command, measure, memoria_
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memoria_stream.catalog import EXPORT_ORDER, TABLES  # noqa: E402
+from memoria_stream.model.catalog import EXPORT_ORDER, TABLES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAIVE = [sys.executable, str(HERE / "naive_reference.py")]

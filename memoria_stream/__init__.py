@@ -8,9 +8,9 @@ __version__ = "0.1.0"
 
 # Public names imported on first use, so `import memoria_stream` (and the CLI) stays cheap.
 _LAZY = {
-    "backup_guard": "memoria_stream.guard",
-    "backup_guard_sync": "memoria_stream.guard",
-    "GuardReport": "memoria_stream.guard",
+    "backup_guard": "memoria_stream.backup.guard",
+    "backup_guard_sync": "memoria_stream.backup.guard",
+    "GuardReport": "memoria_stream.backup.guard",
 }
 
 __all__ = ["__version__", *_LAZY]

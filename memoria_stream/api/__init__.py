@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import Settings, load_settings
+from memoria_stream.api.settings import Settings, load_settings
 
 __all__ = ["Settings", "create_app", "load_settings"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from .app import create_app
+        from memoria_stream.api.app import create_app
 
         return create_app
     raise AttributeError(name)

@@ -9,16 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..errors import MemoriaStreamError
-from .binding import Binder, ImportGate
-from .export import export_endpoint
-from .imports import import_endpoint
-from .inputs import BodyIdleTimeout
-from .openapi import openapi
-from .responses import failure, http_exception, unexpected
-from .routes import health, refresh
-from .security import APIKeyMiddleware, SameOriginMiddleware
-from .settings import Settings
+from memoria_stream.errors import MemoriaStreamError
+from memoria_stream.api.binding import Binder, ImportGate
+from memoria_stream.api.export import export_endpoint
+from memoria_stream.api.imports import import_endpoint
+from memoria_stream.api.inputs import BodyIdleTimeout
+from memoria_stream.api.openapi import openapi
+from memoria_stream.api.responses import failure, http_exception, unexpected
+from memoria_stream.api.routes import health, refresh
+from memoria_stream.api.security import APIKeyMiddleware, SameOriginMiddleware
+from memoria_stream.api.settings import Settings
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -16,8 +16,8 @@ from typing import AsyncIterator, Iterator
 
 import anyio
 
-from ..errors import MemoriaStreamError
-from ..urls import mask_url, parse_url
+from memoria_stream.errors import MemoriaStreamError
+from memoria_stream.drivers.urls import mask_url, parse_url
 
 log = logging.getLogger(__name__)
 

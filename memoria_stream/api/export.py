@@ -10,12 +10,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from ..codecs import encoder_for
-from ..engine import open_export_stream
-from ..values import utc_now_iso
-from .binding import Binder
-from .inputs import format_param, query_tables, tables_param
-from .responses import error, failure, log
+from memoria_stream.codecs import encoder_for
+from memoria_stream.transfer.files import open_export_stream
+from memoria_stream.model.values import utc_now_iso
+from memoria_stream.api.binding import Binder
+from memoria_stream.api.inputs import format_param, query_tables, tables_param
+from memoria_stream.api.responses import error, failure, log
 
 MAX_OPTIONS_BYTES = 64 * 1024
 _EXPORTED_AT = re.compile(rb'"exported_at"\s*:\s*"([^"]+)"')

@@ -23,13 +23,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from ..engine import import_data
-from ..errors import InputError
-from ..streams import CHUNK, Source, format_from_name
-from .inputs import (allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
+from memoria_stream.transfer.files import import_data
+from memoria_stream.errors import InputError
+from memoria_stream.codecs.streams import CHUNK, Source, format_from_name
+from memoria_stream.api.inputs import (allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
                      tables_param, truncate_param)
-from .responses import failure, log, ok
-from .settings import Settings
+from memoria_stream.api.responses import failure, log, ok
+from memoria_stream.api.settings import Settings
 
 NO_DATASET = "No dataset provided"
 # A raw body is buffered up to this size before the database is claimed: the metadata line and

@@ -8,10 +8,10 @@ import anyio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..codecs import normalise_format
-from ..errors import InputError
-from ..values import parse_bool_flag
-from .responses import BodyStalled, PayloadTooLarge
+from memoria_stream.codecs import normalise_format
+from memoria_stream.errors import InputError
+from memoria_stream.model.values import parse_bool_flag
+from memoria_stream.api.responses import BodyStalled, PayloadTooLarge
 
 TABLES_ERROR = "'tables' must be a sequence of strings"
 

@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..catalog import TABLES
-from ..errors import ConfigurationError, DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
-from .binding import ImportInProgress
+from memoria_stream.model.catalog import TABLES
+from memoria_stream.errors import ConfigurationError, DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
+from memoria_stream.api.binding import ImportInProgress
 
 log = logging.getLogger("memoria_stream.api")
 _LEADING_TABLE = re.compile(r"table (\w+)")

@@ -8,12 +8,12 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..catalog import TABLES
-from ..drivers import connect
-from ..errors import DatabaseError, MemoriaStreamError
-from ..urls import mask_url, parse_url
-from .binding import Binding
-from .responses import error, log, ok
+from memoria_stream.model.catalog import TABLES
+from memoria_stream.drivers import connect
+from memoria_stream.errors import DatabaseError, MemoriaStreamError
+from memoria_stream.drivers.urls import mask_url, parse_url
+from memoria_stream.api.binding import Binding
+from memoria_stream.api.responses import error, log, ok
 
 CHECK_SECONDS = 5.0
 

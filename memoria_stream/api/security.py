@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .responses import error
+from memoria_stream.api.responses import error
 
 HEADER = b"x-api-key"
 OPEN_PATHS = frozenset({"/health"})

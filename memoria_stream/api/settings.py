@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigurationError
-from ..urls import ENV_VARIABLES, parse_url, resolve_url
+from memoria_stream.errors import ConfigurationError
+from memoria_stream.drivers.urls import ENV_VARIABLES, parse_url, resolve_url
 
 API_KEY_VARIABLE = "MEMORIA_API_KEY"
 MAX_UPLOAD_VARIABLE = "MEMORIA_MAX_UPLOAD_BYTES"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
-from .base import Decoder, Encoder
-from .json import JSONDecoder, JSONEncoder
-from .ndjson import DEFAULT_MAX_LINE, NDJSONDecoder, NDJSONEncoder
+from memoria_stream.errors import InputError
+from memoria_stream.codecs.base import Decoder, Encoder
+from memoria_stream.codecs.json import JSONDecoder, JSONEncoder
+from memoria_stream.codecs.ndjson import DEFAULT_MAX_LINE, NDJSONDecoder, NDJSONEncoder
 
 FORMATS = ("json", "ndjson")
 

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
 
 import orjson
 
-from ..types import JSON_NULL, ByteStream, ColumnType, Row
+from memoria_stream.model.types import JSON_NULL, ByteStream, ColumnType, Row
 
 # A row key that lists the JSON columns holding the JSON literal null (as opposed to SQL NULL).
 # Memoria drops keys that are not model columns, so files carrying it still import into Memoria.

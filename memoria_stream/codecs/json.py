@@ -11,9 +11,9 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 
 import ijson
 
-from ..errors import InputError
-from ..types import ByteStream, Row
-from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+from memoria_stream.errors import InputError
+from memoria_stream.model.types import ByteStream, Row
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
 
 BATCH_ROWS = 1000
 MAX_DEPTH = 512  # as deep as a value may nest (orjson, for NDJSON, stops at 1024 levels)

@@ -6,10 +6,10 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 
 import orjson
 
-from ..errors import InputError
-from ..types import ByteStream, Row
-from .diagnose import describe_failure, table_named
-from .base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+from memoria_stream.errors import InputError
+from memoria_stream.model.types import ByteStream, Row
+from memoria_stream.codecs.diagnose import describe_failure, table_named
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
 
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 BATCH_ROWS = 2000

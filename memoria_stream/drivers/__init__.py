@@ -6,9 +6,9 @@ import contextlib
 import importlib
 from typing import AsyncIterator
 
-from ..errors import ConfigurationError
-from ..urls import DatabaseURL, parse_url
-from .base import Capabilities, Connection, LiveColumn
+from memoria_stream.errors import ConfigurationError
+from memoria_stream.drivers.urls import DatabaseURL, parse_url
+from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 
 _MODULES = {"sqlite": ("sqlite", "aiosqlite"), "postgresql": ("postgres", "asyncpg"), "mysql": ("mysql", "aiomysql")}
 

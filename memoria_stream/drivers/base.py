@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, AsyncContextManager, AsyncIterator, Callable, Mapping, Protocol, Sequence
 
-from ..types import ColumnType, Row
-from ..urls import DatabaseURL
+from memoria_stream.model.types import ColumnType, Row
+from memoria_stream.drivers.urls import DatabaseURL
 
 Converter = Callable[[Any], Any]
 

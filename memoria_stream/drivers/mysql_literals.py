@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from pymysql.constants import SERVER_STATUS
 
-from ..types import Row
+from memoria_stream.model.types import Row
 
 # The characters pymysql's escape table changes (NUL, LF, CR, Ctrl-Z, quotes, backslash).
 _NEEDS_ESCAPE = re.compile("[\x00\n\r\x1a'\"\\\\]")

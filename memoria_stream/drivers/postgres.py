@@ -7,11 +7,11 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 
 import asyncpg
 
-from ..errors import ConfigurationError, DatabaseError, IntegrityFailure
-from ..types import ColumnType as T, Row
-from ..urls import DatabaseURL
-from ..values import json_from_text, json_to_text
-from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
+from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFailure
+from memoria_stream.model.types import ColumnType as T, Row
+from memoria_stream.drivers.urls import DatabaseURL
+from memoria_stream.model.values import json_from_text, json_to_text
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
 
 CAPABILITIES = Capabilities(
     dialect="postgresql",

@@ -9,11 +9,11 @@ from typing import Any, AsyncIterator, Iterator, Sequence, cast
 
 import aiosqlite
 
-from ..errors import DatabaseError, IntegrityFailure
-from ..types import ColumnType as T, Row
-from ..urls import DatabaseURL
-from ..values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
-from .base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded
+from memoria_stream.errors import DatabaseError, IntegrityFailure
+from memoria_stream.model.types import ColumnType as T, Row
+from memoria_stream.drivers.urls import DatabaseURL
+from memoria_stream.model.values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded
 
 
 def _float(value: Any) -> float:

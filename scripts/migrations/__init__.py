@@ -1,1 +1,1 @@
-"""Memoria schema migration scripts, shipped as package data (see memoria_stream.migrations)."""
+"""Memoria schema migration scripts, shipped as package data (see memoria_stream.migrations.discover)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memoria_stream.migration_helpers import ensure_columns, open_target, run_script
+from memoria_stream.migrations.helpers import ensure_columns, open_target, run_script
 
 
 async def main() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from memoria_stream.catalog import Column, ForeignKey, Index, Table
-from memoria_stream.migration_helpers import create_table_if_missing, open_target, run_script, say
-from memoria_stream.types import ColumnType as T
+from memoria_stream.model.catalog import Column, ForeignKey, Index, Table
+from memoria_stream.migrations.helpers import create_table_if_missing, open_target, run_script, say
+from memoria_stream.model.types import ColumnType as T
 
 # Not one of the 14 exported tables, so it is described here (compat §1.4); its parents,
 # teams and workspaces, are created from the catalogue first when they are missing.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memoria_stream.migration_helpers import ensure_columns, open_target, run_script, say, step
+from memoria_stream.migrations.helpers import ensure_columns, open_target, run_script, say, step
 
 
 async def main() -> None:

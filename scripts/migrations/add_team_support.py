@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memoria_stream.migration_helpers import ensure_columns, ensure_table_shape, open_target, run_script
+from memoria_stream.migrations.helpers import ensure_columns, ensure_table_shape, open_target, run_script
 
 # memory_access_events.team_id has no foreign key in Memoria's models; the others reference teams.
 TEAM_TABLES = ("chat_history", "short_term_memory", "long_term_memory", "spatial_metadata", "memory_access_events")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from memoria_stream.drivers import Connection
-from memoria_stream.migration_helpers import (
+from memoria_stream.migrations.helpers import (
     column_names, drop_column_if_present, open_target, run_script, say, step,
 )
 

@@ -8,8 +8,8 @@ already wide are left alone, and SQLite and PostgreSQL need nothing.
 
 from __future__ import annotations
 
-from memoria_stream.catalog import EXPORT_ORDER
-from memoria_stream.migration_helpers import open_target, run_script, say, widen_columns
+from memoria_stream.model.catalog import EXPORT_ORDER
+from memoria_stream.migrations.helpers import open_target, run_script, say, widen_columns
 
 
 async def main() -> None:

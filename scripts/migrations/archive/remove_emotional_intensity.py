@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memoria_stream.migration_helpers import drop_column_if_present, open_target, run_script, say
+from memoria_stream.migrations.helpers import drop_column_if_present, open_target, run_script, say
 
 
 async def main() -> None:

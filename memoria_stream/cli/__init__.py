@@ -1,0 +1,1 @@
+"""The ``memoria-stream`` command line: the only package that parses arguments or draws progress."""

@@ -1,0 +1,193 @@
+"""Progress you can watch: live per-table bars on a terminal, JSON lines for pipelines.
+
+``Progress`` is fed by the engine's callbacks (``on_counts`` with the source's row counts,
+``on_batch`` per written batch) and used as ``with``/``async with``. On a terminal (and not
+``--quiet``) it draws one rich bar per table on stderr: rows done of total, rows/s, MB/s, ETA.
+With ``--log-format json`` it writes one JSON line per table event (``table_start``,
+``table_done``) to stderr instead. Otherwise it stays silent; the summary is printed either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, Task, TaskID, TextColumn,
+                           TimeRemainingColumn)
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from memoria_stream.transfer.reports import RunReport
+
+LOG_FORMATS = ("text", "json")
+
+
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-format text|json`` (add ``--quiet`` separately if the command lacks it)."""
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                        help="text: live progress on a terminal; json: one JSON line per table event on stderr")
+
+
+def progress_for(args: argparse.Namespace) -> "Progress":
+    """The progress display a command's flags ask for."""
+    return Progress(quiet=bool(getattr(args, "quiet", False)), log_format=getattr(args, "log_format", "text"))
+
+
+@dataclass
+class _Table:
+    name: str
+    total: int | None = None
+    rows: int = 0
+    bytes: int = 0
+    started: float | None = None
+    done: bool = False
+    task: TaskID | None = field(default=None, repr=False)
+
+
+class Progress:
+    """Per-table progress on ``stream`` (stderr by default); see the module docstring."""
+
+    def __init__(self, *, stream: IO[str] | None = None, quiet: bool = False, log_format: str = "text",
+                 live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.json = log_format == "json" and not quiet
+        self.live = (not quiet and log_format == "text" and _is_terminal(self.stream)) if live is None else live
+        self._tables: dict[str, _Table] = {}
+        self._bars: RichProgress | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is shown while work runs (callers may skip measuring batch sizes)."""
+        return self.live or self.json
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> "Progress":
+        if self.live and self._bars is None:
+            self._bars = _bars(Console(file=self.stream, force_terminal=True))
+            self._bars.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close(failed=exc is not None)
+
+    async def __aenter__(self) -> "Progress":
+        return self.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(kind, exc, tb)
+
+    def close(self, *, failed: bool = False) -> None:
+        """Finish every table still open (not after a failure) and take the display down; idempotent."""
+        if not failed:
+            for table in self._tables.values():
+                self._start(table)
+                self._finish(table)
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+
+    # --- engine callbacks ---------------------------------------------------------------------
+
+    def on_counts(self, counts: dict[str, int]) -> None:
+        """Row totals per table (from the source, or from an input file's metadata)."""
+        for name, total in counts.items():
+            table = self._table(name)
+            table.total = total
+            if self._bars is not None and table.task is not None:
+                self._bars.update(table.task, total=total)
+
+    def on_batch(self, name: str, rows: int, size: int) -> None:
+        """A batch of ``rows`` rows (about ``size`` bytes) of table ``name`` was written."""
+        table = self._table(name)
+        self._start(table)
+        table.rows += rows
+        table.bytes += size
+        if self._bars is not None and table.task is not None:
+            self._bars.update(table.task, advance=rows, bytes=table.bytes)
+        if table.total is not None and table.rows >= table.total:
+            self._finish(table)
+
+    # --- the summary, in every mode -----------------------------------------------------------
+
+    def summary(self, report: RunReport, headline: str) -> None:
+        """The final per-table summary: a JSON line with ``--log-format json``, else the text table."""
+        if self.quiet:
+            return
+        if self.json:
+            self._emit({"event": "summary", "headline": headline, **report.as_dict()})
+            return
+        from memoria_stream.cli.transfer import print_summary
+
+        print_summary(report, headline)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _table(self, name: str) -> _Table:
+        if name not in self._tables:
+            self._tables[name] = _Table(name)
+            if self._bars is not None:
+                self._tables[name].task = self._bars.add_task(name, total=None, start=False, bytes=0)
+        return self._tables[name]
+
+    def _start(self, table: _Table) -> None:
+        if table.started is not None:
+            return
+        table.started = time.perf_counter()
+        if self._bars is not None and table.task is not None:
+            self._bars.start_task(table.task)
+        if self.json:
+            self._emit({"event": "table_start", "table": table.name, "rows_total": table.total})
+
+    def _finish(self, table: _Table) -> None:
+        if table.done:
+            return
+        table.done = True
+        seconds = time.perf_counter() - (table.started or time.perf_counter())
+        if self._bars is not None and table.task is not None:
+            self._bars.update(table.task, total=max(table.rows, table.total or 0), completed=table.rows)
+            self._bars.stop_task(table.task)
+        if self.json:
+            self._emit({"event": "table_done", "table": table.name, "rows": table.rows, "bytes": table.bytes,
+                        "seconds": round(seconds, 4),
+                        "rows_per_second": round(table.rows / seconds) if seconds > 0 else None})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        line = orjson.dumps({"time": time.time(), **event}, default=str).decode()
+        print(line, file=self.stream, flush=True)
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="cyan")
+
+
+class _MegabytesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time or task.elapsed
+        size = task.fields.get("bytes", 0)
+        return Text(f"{size / elapsed / 1e6:,.1f} MB/s" if elapsed and size else "- MB/s", style="magenta")
+
+
+def _bars(console: Console) -> RichProgress:
+    return RichProgress(
+        TextColumn("[bold]{task.description}", justify="left"), BarColumn(), MofNCompleteColumn(),
+        _RowsPerSecond(), _MegabytesPerSecond(), TimeRemainingColumn(), console=console,
+        refresh_per_second=8,
+    )

@@ -1,0 +1,128 @@
+"""Export: read tables inside one snapshot, encode, write — two stages joined by a bounded queue."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Sequence
+
+from memoria_stream import __version__
+from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
+from memoria_stream.codecs.base import Encoder
+from memoria_stream.drivers.base import Connection
+from memoria_stream.errors import InputError, InternalError
+from memoria_stream.transfer.pipeline import channel, run_stages
+from memoria_stream.transfer.plans import ExportPlan, check_table_names, export_plan
+from memoria_stream.transfer.reports import RunReport
+from memoria_stream.model.values import utc_now_iso
+
+BATCH_ROWS = 5000
+Write = Callable[[bytes], Awaitable[Any]]
+OnBatch = Callable[[str, int, int], None]  # table, rows, bytes
+
+
+async def resolve_tables(conn: Connection, requested: Sequence[str] | None, report: RunReport) -> list[str]:
+    """The tables to export, parents first. Unknown requested names are an error, not a silent skip."""
+    live = set(await conn.table_names())
+    if not requested:
+        missing = [name for name in EXPORT_ORDER if name not in live]
+        for name in missing:
+            report.warn(f"{name}: not in the source database; skipped")
+        return [name for name in EXPORT_ORDER if name in live]
+    names = check_table_names(requested)
+    absent = [n for n in names if n not in live]
+    if absent:
+        raise InputError(f"not in the source database: {', '.join(absent)}")
+    return insert_order(names)
+
+
+async def export_tables(
+    conn: Connection,
+    write: Write,
+    encoder: Encoder,
+    tables: Sequence[str] | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    on_batch: OnBatch | None = None,
+    on_counts: Callable[[dict[str, int]], None] | None = None,
+) -> RunReport:
+    """Write ``tables`` of ``conn`` through ``encoder``; counts and rows come from one snapshot."""
+    report = RunReport("export", format=encoder.format_name)
+    async with conn.snapshot():
+        names = await resolve_tables(conn, tables, report)
+        plans = [await _plan(conn, name, report) for name in names]
+        counts = {p.layout.name: await _count(conn, p.layout.name) for p in plans}
+        if on_counts:
+            on_counts(counts)
+        report.metadata = _metadata(conn, encoder, counts)
+        await write(encoder.header(report.metadata))
+        await _stream(conn, plans, write, encoder, report, batch_rows, on_batch)
+        await write(encoder.footer())
+    for plan in plans:
+        if report.table(plan.layout.name).rows != counts[plan.layout.name]:
+            raise InternalError(f"{plan.layout.name}: counted {counts[plan.layout.name]} rows but read "
+                               f"{report.table(plan.layout.name).rows} inside one snapshot")
+    return report
+
+
+async def _plan(conn: Connection, name: str, report: RunReport) -> ExportPlan:
+    plan = export_plan(name, await conn.columns(name), conn.capabilities)
+    table = get_table(name)
+    if table:
+        missing = [c for c in table.column_names if c not in plan.layout.columns]
+        if missing:
+            report.warn(f"{name}: the source lacks column(s) {', '.join(missing)}; exported without them")
+    if plan.skipped_columns:
+        report.warn(f"{name}: column(s) {', '.join(plan.skipped_columns)} are not Memoria's; not exported")
+    return plan
+
+
+async def _count(conn: Connection, table: str) -> int:
+    rows = await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(table)}")
+    return int(rows[0][0])
+
+
+def _metadata(conn: Connection, encoder: Encoder, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "exported_at": utc_now_iso(),
+        "format": encoder.format_name,
+        "dialect": conn.capabilities.dialect,
+        "tables": [{"name": name, "row_count": count} for name, count in counts.items()],
+        "generator": f"memoria-stream {__version__}",
+    }
+
+
+async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encoder: Encoder,
+                  report: RunReport, batch_rows: int, on_batch: OnBatch | None) -> None:
+    send, receive = channel()
+
+    async def read() -> None:
+        async with send:
+            for plan in plans:
+                await send.send(("start", plan, None))
+                async for raw in conn.read(plan.layout.name, plan.layout.columns, batch_rows=batch_rows):
+                    await send.send(("rows", plan, plan.decode(raw)))
+                await send.send(("end", plan, None))
+
+    async def encode_and_write() -> None:
+        index = 0
+        first = True
+        async with receive:
+            async for kind, plan, rows in receive:
+                layout = plan.layout
+                if kind == "start":
+                    table = report.table(layout.name)
+                    await write(encoder.begin_table(layout, index))
+                    index, first = index + 1, True
+                elif kind == "rows":
+                    data = encoder.rows(layout, rows, first)
+                    first = False
+                    await write(data)
+                    table = report.table(layout.name)
+                    table.rows += len(rows)
+                    table.bytes += len(data)
+                    if on_batch:
+                        on_batch(layout.name, len(rows), len(data))
+                else:
+                    await write(encoder.end_table(layout))
+                    report.table(layout.name).finish()
+
+    await run_stages(read, encode_and_write)

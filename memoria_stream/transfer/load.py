@@ -1,0 +1,285 @@
+"""Import: decode and convert rows in one stage, write them in another, all in one transaction.
+
+Only the tables the input carries (narrowed by ``tables``) are truncated, inside the same
+transaction as the load, so any failure leaves the target exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
+
+from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
+from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart
+from memoria_stream.drivers.base import Connection, LiveColumn, shielded
+from memoria_stream.drivers import connect
+from memoria_stream.errors import InputError, IntegrityFailure, MemoriaStreamError
+from memoria_stream.transfer.pipeline import channel, run_stages
+from memoria_stream.transfer.plans import ImportPlan, check_table_name
+from memoria_stream.transfer.reports import RunReport
+from memoria_stream.model.types import Row
+from memoria_stream.transfer.schema import create_missing_indexes, drop_tables, ensure_tables, live_tables
+
+
+OnBatch = Callable[[str, int, int], None]
+OnCounts = Callable[[dict[str, int]], None]
+FinalCheck = Callable[[Connection, Collection[str], dict[str, list[LiveColumn]]], Awaitable[None]]
+
+
+@dataclass
+class CanonicalBatch:
+    """Rows already holding canonical values (read from a database), in ``layout``'s column order.
+
+    ``copy`` feeds these instead of file objects: no detour through dicts and strict coercion."""
+
+    layout: TableLayout
+    rows: Sequence[Row]
+    size: int = 0  # approximate bytes, for progress only
+
+
+async def import_events(
+    conn: Connection,
+    events: AsyncIterator[Event | CanonicalBatch],
+    *,
+    source: str,
+    tables: Sequence[str] | None = None,
+    truncate: bool = True,
+    create_missing: bool = True,
+    on_batch: OnBatch | None = None,
+    on_counts: OnCounts | None = None,
+    final_check: FinalCheck | None = None,
+    allow_lossy: bool = False,
+) -> RunReport:
+    """Load a decoded input into ``conn`` atomically; returns what was written per table.
+
+    ``on_counts`` gets the row counts the input's metadata announces (progress totals);
+    ``final_check`` replaces the foreign-key check run inside the transaction before it commits.
+    Values a target column would store changed (``limits.loss_check``) fail the load before it
+    commits, unless ``allow_lossy``: then each such column is a warning with its count."""
+    report = RunReport("import")
+    wanted = set(tables) if tables else None
+    # Where DDL is transactional, missing tables are created inside the load's transaction, so a
+    # crash at any point leaves nothing behind. MySQL commits DDL implicitly: there they are created
+    # first and dropped again if the load fails.
+    inside = conn.capabilities.transactional_ddl
+    created = [] if inside else await _prepare_schema(conn, wanted, create_missing, report)
+    try:
+        async with conn.transaction(foreign_keys=False):
+            if inside:
+                created = await _prepare_schema(conn, wanted, create_missing, report, own_transaction=False)
+            live = await live_tables(conn)
+            if wanted:
+                unknown = sorted(wanted - set(live))
+                if unknown:
+                    raise InputError(f"unknown table: {', '.join(unknown)}")
+            loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
+            loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
+            loader.allow_lossy = allow_lossy
+            await loader.run(events)
+            if inside:
+                if conn.capabilities.settle_constraints_sql:  # deferred FK checks block CREATE INDEX
+                    await conn.execute(conn.capabilities.settle_constraints_sql)
+                await create_missing_indexes(conn, list(loader.plans))
+        if not inside:
+            await create_missing_indexes(conn, list(loader.plans))
+    except BaseException:
+        if created and not inside:
+            await shielded(_drop_created(conn, created))
+        raise
+    return report
+
+
+async def _drop_created(conn: Connection, created: list[str]) -> None:
+    """Undo the tables this run created, without hiding the error that brought us here."""
+    try:
+        await drop_tables(conn, created)
+    except MemoriaStreamError:
+        # The load's connection may have died with it (aiomysql closes a connection cancelled
+        # mid-statement); the server rolled its transaction back, so a fresh connection can drop.
+        with contextlib.suppress(MemoriaStreamError):
+            async with connect(conn.url) as fresh:
+                await drop_tables(fresh, created)
+
+
+async def _prepare_schema(conn: Connection, wanted: set[str] | None, create: bool, report: RunReport,
+                          *, own_transaction: bool = True) -> list[str]:
+    if not create:
+        return []
+    # Indexes of tables created here are built after the bulk load: one sorted build per index
+    # instead of maintaining every index row by row (the same end state, several times faster).
+    names = [n for n in EXPORT_ORDER if wanted is None or n in wanted]
+    schema = await ensure_tables(conn, names, indexes=False, own_transaction=own_transaction)
+    report.created_tables = schema.created
+    return schema.created
+
+
+class _Loader:
+    def __init__(self, conn: Connection, live: dict[str, list[LiveColumn]], wanted: set[str] | None,
+                 truncate: bool, source: str, report: RunReport, on_batch: OnBatch | None) -> None:
+        self.conn, self.live, self.wanted = conn, live, wanted
+        self.truncate, self.source, self.report, self.on_batch = truncate, source, report, on_batch
+        self.plans: dict[str, ImportPlan] = {}
+        self.header_tables: list[str] = []
+        self.truncated: set[str] = set()
+        self.current: str | None = None
+        self.on_counts: OnCounts | None = None
+        self.final_check: FinalCheck = check_foreign_keys
+        self.allow_lossy = False
+
+    async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
+        send, receive = channel()
+
+        async def produce() -> None:
+            async with send:
+                async for event in events:
+                    item = self._prepare(event)
+                    if item is not None:
+                        await send.send(item)
+
+        async def consume() -> None:
+            async with receive:
+                async for kind, name, rows, size in receive:
+                    await self._apply(kind, name, rows, size)
+
+        await run_stages(produce, consume)
+        await self._finish()
+
+    def _prepare(self, event: Event | CanonicalBatch) -> tuple[str, str, list, int] | None:  # type: ignore[type-arg]
+        if isinstance(event, Metadata):
+            self.report.metadata = event.values
+            self.header_tables = [n for n in event.table_names if n in self.live and self._selected(n)]
+            if self.on_counts:
+                self.on_counts(_announced_counts(event, self._selected))
+            return None
+        if isinstance(event, TableStart):
+            name = self._table(event.table, event.line)
+            return ("start", name, [], 0) if name else None
+        if isinstance(event, CanonicalBatch):
+            name = self._table(event.layout.name, None)
+            return ("rows", name, self.plans[name].from_canonical(event.layout, event.rows), event.size) if name else None
+        name = self._table(event.table, event.first_line)
+        if name is None:
+            return None
+        plan = self.plans[name]
+        rows = plan.build_batch(event, self.source)
+        return ("rows", name, rows, event.size)
+
+    def _selected(self, name: str) -> bool:
+        return self.wanted is None or name in self.wanted
+
+    def _table(self, name: str, line: int | None) -> str | None:
+        if not self._selected(name):
+            return None
+        if name not in self.plans:
+            check_table_name(name, source=self.source, line=line)
+            if name not in self.live:
+                raise InputError("unknown table", source=self.source, line=line, table=name)
+            self.plans[name] = ImportPlan(name, self.live[name], self.conn.capabilities, self.report.warn)
+            self.report.table(name)
+        return name
+
+    async def _apply(self, kind: str, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+        if name != self.current:  # per-table timing: a table ends when the next one starts
+            if self.current is not None:
+                self.report.table(self.current).finish()
+            self.current = name
+        await self._truncate(name)
+        if kind == "rows" and rows:
+            await self.conn.write(name, self.plans[name].columns, rows)
+            self.report.table(name).rows += len(rows)
+            self.report.table(name).bytes += size
+            if self.on_batch:
+                self.on_batch(name, len(rows), size)
+
+    async def _truncate(self, name: str) -> None:
+        if self.truncate and name not in self.truncated:
+            await self._refuse_cascade_into_loaded(name)
+            self.truncated.add(name)
+            await self.conn.execute(f"DELETE FROM {self.conn.capabilities.quote(name)}")
+            self.report.table(name).truncated = True
+
+    async def _refuse_cascade_into_loaded(self, parent: str) -> None:
+        """Where FK checks could only be deferred, emptying a parent after its children were loaded
+        would cascade into the loaded rows: refuse (and so roll back) rather than lose them."""
+        if not self.conn.deferred_foreign_keys:
+            return
+        hit = [t for t in self.plans if self.report.table(t).rows and parent in _parents(t)]
+        q = self.conn.capabilities.quote
+        if hit and await self.conn.fetch(f"SELECT 1 FROM {q(parent)} LIMIT 1"):
+            raise IntegrityFailure(
+                f"table {parent}: the input lists {', '.join(hit)} before it, and this PostgreSQL user may not "
+                "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so emptying "
+                f"{parent} would cascade into rows just loaded; nothing was changed. Import a file written "
+                "by memoria-stream (parents first) or use copy")
+
+    async def _finish(self) -> None:
+        for name in self.header_tables:  # tables listed with no rows (NDJSON): emptied too
+            if name not in self.plans:
+                self._table(name, None)
+            await self._truncate(name)
+        if not self.plans:
+            raise InputError("the input holds no recognised table; nothing was changed", source=self.source)
+        if self.current:
+            self.report.table(self.current).finish()
+        for name in insert_order(list(self.plans)):
+            plan = self.plans[name]
+            if plan.autoincrement:
+                await self.conn.reset_sequence(name, plan.autoincrement)
+        self._settle_losses()
+        await self.final_check(self.conn, self.plans.keys(), self.live)
+
+    def _settle_losses(self) -> None:
+        """Refuse (before COMMIT, so nothing changes) when any column would store values changed,
+        naming every such column with its count; with ``allow_lossy`` report them instead."""
+        lost = [(name, loss) for name, plan in self.plans.items() for loss in plan.losses if loss.count]
+        if not lost:
+            return
+        if self.allow_lossy:
+            for name, loss in lost:
+                self.report.warn(f"{name}.{loss.column} ({loss.target_type}): stored {loss.describe()} changed "
+                                 "(--allow-lossy)")
+            return
+        first_table, first = lost[0]
+        others = "; ".join(f"{name}.{loss.column} ({loss.target_type}): {loss.describe()}" for name, loss in lost[1:])
+        raise InputError(
+            f"the target column ({first.target_type}) would store {first.describe()} changed"
+            + (f"; also {others}" if others else "")
+            + f" — {len(lost)} column{'s' if len(lost) != 1 else ''} in all; nothing was changed. Widen the columns "
+            "with `memoria-stream migrate run widen_mysql_columns`, or pass --allow-lossy to load the values changed",
+            source=self.source, table=first_table, column=first.column)
+
+
+def _parents(name: str) -> tuple[str, ...]:
+    table = get_table(name)
+    return table.parents if table else ()
+
+
+def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[str, int]:
+    tables = meta.values.get("tables")
+    entries = tables if isinstance(tables, list) else []
+    return {t["name"]: t["row_count"] for t in entries if isinstance(t, dict) and isinstance(t.get("name"), str)
+            and isinstance(t.get("row_count"), int) and selected(t["name"])}
+
+
+async def check_foreign_keys(conn: Connection, touched: Collection[str], live: dict[str, list[LiveColumn]]) -> None:
+    """Fail (and so roll back) when a loaded or emptied table leaves a catalogue FK dangling."""
+    q = conn.capabilities.quote
+    for child_name in live:
+        child = get_table(child_name)
+        if child is None:
+            continue
+        live_cols = {c.name for c in live[child_name]}
+        for fk in child.foreign_keys:
+            if fk.parent not in live or (child_name not in touched and fk.parent not in touched):
+                continue
+            if not set(fk.columns) <= live_cols:
+                continue
+            col, pcol = fk.columns[0], fk.parent_columns[0]
+            rows = await conn.fetch(
+                f"SELECT c.{q(col)} FROM {q(child_name)} c WHERE c.{q(col)} IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {q(fk.parent)} p WHERE p.{q(pcol)} = c.{q(col)}) LIMIT 1")
+            if rows:
+                raise IntegrityFailure(
+                    f"table {child_name}, column {col}: value {rows[0][0]!r} has no row in {fk.parent}.{pcol}; "
+                    "nothing was changed")
