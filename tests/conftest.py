@@ -2,8 +2,6 @@
 (helpers live in ``tests/support/databases.py``)."""
 
 from __future__ import annotations
-import os
-import uuid
 from pathlib import Path
 from typing import AsyncIterator
 import pytest

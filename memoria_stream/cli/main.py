@@ -24,8 +24,8 @@ from memoria_stream.errors import InternalError, MemoriaStreamError
 _COMMAND_MODULES = (
     "memoria_stream.cli.transfer",
     "memoria_stream.cli.copy",
-    "memoria_stream.migrations.discover",
-    "memoria_stream.backup.actions",
+    "memoria_stream.cli.migrate",
+    "memoria_stream.cli.backup",
     "memoria_stream.cli.serve",
 )
 
@@ -48,13 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # feature not built yet
         module.add_commands(subparsers)
     return parser
-
-
-def add_database_url(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url", metavar="URL", default=None,
-        help="database URL (default: $MEMORIA_DATABASE_URL, then $DATABASE_URL, then sqlite:///memoria.db)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -125,8 +125,6 @@ class Progress:
         if self.json:
             self._emit({"event": "summary", "headline": headline, **report.as_dict()})
             return
-        from memoria_stream.cli.transfer import print_summary
-
         print_summary(report, headline)
 
     # --- internals ----------------------------------------------------------------------------
@@ -191,3 +189,18 @@ def _bars(console: Console) -> RichProgress:
         _RowsPerSecond(), _MegabytesPerSecond(), TimeRemainingColumn(), console=console,
         refresh_per_second=8,
     )
+
+
+def print_summary(report: RunReport, headline: str) -> None:
+    """The per-table summary, on stderr so that stdout carries only data."""
+    out = sys.stderr
+    width = max([len(name) for name in report.tables] + [5])
+    print(f"{'table':<{width}}  {'rows':>10}  {'seconds':>8}  {'rows/s':>10}", file=out)
+    for table in report.tables.values():
+        print(f"{table.name:<{width}}  {table.rows:>10}  {table.seconds:>8.2f}  {table.rows_per_second:>10.0f}",
+              file=out)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=out)
+    if report.created_tables:
+        print(f"created tables: {', '.join(report.created_tables)}", file=out)
+    print(f"{headline} in {report.seconds:.2f} s", file=out)

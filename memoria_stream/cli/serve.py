@@ -17,7 +17,7 @@ GRACE_SECONDS = 30.0
 
 
 def add_commands(subparsers: Any) -> None:
-    from memoria_stream.cli.main import add_database_url
+    from memoria_stream.cli.options import add_database_url
 
     serve = subparsers.add_parser(
         "serve", help="run the admin HTTP API (streamed export/import, settings refresh)",

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from memoria_stream.codecs import DEFAULT_MAX_LINE, FORMATS
-from memoria_stream.cli.copy import (add_allow_lossy, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
+from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
                             skipped_note, skipped_printer, verify_after_import)
 from memoria_stream.transfer.files import export_data, import_data
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import import_per_table
-from memoria_stream.transfer.reports import RunReport
 from memoria_stream.drivers.urls import mask_url, resolve_url
 
 
 def add_commands(subparsers: Any) -> None:
-    from memoria_stream.cli.main import add_database_url
+    from memoria_stream.cli.options import add_database_url
 
     export = subparsers.add_parser(
         "export-data", aliases=["export"], help="export tables to a JSON or NDJSON file (or - for stdout)",
@@ -90,18 +88,3 @@ async def run_import(args: argparse.Namespace) -> int:
                              f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")
     await verify_after_import(args, report)
     return 0
-
-
-def print_summary(report: RunReport, headline: str) -> None:
-    """The per-table summary, on stderr so that stdout carries only data."""
-    out = sys.stderr
-    width = max([len(name) for name in report.tables] + [5])
-    print(f"{'table':<{width}}  {'rows':>10}  {'seconds':>8}  {'rows/s':>10}", file=out)
-    for table in report.tables.values():
-        print(f"{table.name:<{width}}  {table.rows:>10}  {table.seconds:>8.2f}  {table.rows_per_second:>10.0f}",
-              file=out)
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=out)
-    if report.created_tables:
-        print(f"created tables: {', '.join(report.created_tables)}", file=out)
-    print(f"{headline} in {report.seconds:.2f} s", file=out)

@@ -23,7 +23,7 @@ from typing import IO, Any, Sequence
 import anyio
 
 from memoria_stream.errors import ConfigurationError, DatabaseError, InputError
-from memoria_stream.codecs.streams import PRIVATE_FILE, create_private_file
+from memoria_stream.private import PRIVATE_FILE, create_private_file
 from memoria_stream.drivers.urls import DatabaseURL
 
 _STDERR_TAIL = 4000  # characters of a failing tool's stderr kept for the error message

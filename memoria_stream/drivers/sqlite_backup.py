@@ -18,7 +18,7 @@ from typing import Iterator
 import anyio.to_thread
 
 from memoria_stream.errors import DatabaseError, InputError
-from memoria_stream.codecs.streams import create_private_file
+from memoria_stream.private import create_private_file
 from memoria_stream.drivers.urls import DatabaseURL
 
 _BUSY_TIMEOUT = 30.0  # seconds a connection waits for a lock before the backup step reports busy

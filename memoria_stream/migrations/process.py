@@ -13,7 +13,7 @@ import anyio
 from anyio.abc import ByteReceiveStream
 
 # The folder that holds the memoria_stream package, so a child finds it even from a bare checkout.
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 _TAIL_CHARS = 4096
 
 

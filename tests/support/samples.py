@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from memoria_stream.model.catalog import TABLES
-from memoria_stream.transfer.files import import_data
 from memoria_stream.model.types import JSON_NULL, ColumnType
 
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from memoria_stream.model.catalog import TABLES
 from memoria_stream.transfer.files import import_data
-from memoria_stream.model.types import JSON_NULL, ColumnType
 
 from support.samples import expected_from_sample_db
 from support.helpers import assert_same, read_all
