@@ -76,6 +76,7 @@ def _column_type(data_type: str, column_type: str) -> T:
 class MySQLConnection:
     capabilities = CAPABILITIES
     deferred_foreign_keys = False
+    parents_first = False
 
     def __init__(self, url: DatabaseURL, conn: aiomysql.Connection) -> None:
         self.url = url
