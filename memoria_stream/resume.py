@@ -78,6 +78,7 @@ async def import_per_table(
     source: str | Path, *, database_url: str | None = None, format: str | None = None,
     tables: Sequence[str] | None = None, resume: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE,
     on_batch: OnBatch | None = None, on_counts: OnCounts | None = None, on_skipped: OnSkipped | None = None,
+    accept_altered: bool = False,
 ) -> RunReport:
     """``import_data`` from a file with one committed transaction per table (and ``resume``).
 
@@ -95,7 +96,8 @@ async def import_per_table(
         for name in await run.start(names, on_skipped):
             async with reader.events(set(listed), tables) as events:
                 await run.add(await import_events(conn, events, source=reader.label, tables=[name], on_batch=on_batch,
-                                                  on_counts=on_counts, final_check=run.check(name)))
+                                                  on_counts=on_counts, final_check=run.check(name),
+                                                  check_completeness=True, accept_altered=accept_altered))
         await run.finish(names)
     run.report.format = reader.format
     run.report.seconds = time.perf_counter() - started

@@ -81,7 +81,7 @@ async def _round_trip(fmt: str, layout: TableLayout, rows: list[tuple[Any, ...]]
     data = enc.header({"format": fmt}) + enc.begin_table(layout, 0)
     if rows:
         data += enc.rows(layout, rows, True)
-    data += enc.end_table(layout) + enc.footer()
+    data += enc.end_table(layout) + enc.footer({"tables": []})
     live = [LiveColumn(name, t, True) for name, t in zip(layout.columns, layout.types)]
     plan = ImportPlan(layout.name, live, _CANONICAL_CAPS, lambda _: None)
     out: list[tuple[Any, ...]] = []

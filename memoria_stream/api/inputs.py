@@ -44,6 +44,13 @@ def truncate_param(value: Any) -> bool:
     return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="truncate")
 
 
+def accept_altered_param(value: Any) -> bool:
+    """Off unless asked: importing a file whose rows do not match its header or trailer."""
+    if value is None or value == "":
+        return False
+    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="accept_altered")
+
+
 def query_tables(request: Request) -> list[str] | None:
     return tables_param(request.query_params.getlist("table") or None)
 
