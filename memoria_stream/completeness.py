@@ -127,16 +127,16 @@ class Completeness:
         return self.trailer is None and not self.announced()
 
     def problems(self) -> list[Problem]:
-        found: list[Problem] = []
-        ours = self.metadata is not None and is_ours(self.metadata.values)
-        if self.trailer is None and ours:
-            found.append(Problem(None, "written by memoria-stream but its trailer is missing: the file was cut "
-                                       "short (or edited)"))
+        found: list[Problem] = []  # those naming a table first: the one-line error names the first
         for name, count in self.announced().items():
             rows = self.rows_of(name)
             if rows != count:
                 found.append(Problem(name, f"the header announces {count} rows, the file holds {rows}: "
                                            "the file was cut short (or edited)"))
+        ours = self.metadata is not None and is_ours(self.metadata.values)
+        if self.trailer is None and ours:
+            found.append(Problem(None, "written by memoria-stream but its trailer is missing: the file was cut "
+                                       "short (or edited)"))
         if self.trailer is not None:
             found += self._against_trailer(self.trailer)
         return found
@@ -224,7 +224,9 @@ class FileReport:
 
     def raise_for_damage(self) -> None:
         if self.problems:
-            raise VerificationError(f"{self.source}: damaged: {'; '.join(_render(p) for p in self.problems)}")
+            more = len(self.problems) - 3
+            shown = "; ".join(_render(p) for p in self.problems[:3]) + (f"; and {more} more" if more > 0 else "")
+            raise VerificationError(f"{self.source}: damaged: {shown}")
 
     def as_dict(self) -> dict[str, object]:
         return {"file": self.source, "ok": self.ok, "basis": self.basis, "seconds": round(self.seconds, 4),
