@@ -256,3 +256,19 @@ async def test_api_import_refuses_a_cut_file_unless_accept_altered(big_dump: tup
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_digest_sum_equals_the_sum_of_row_digests() -> None:
+    """The exporter's fast batch digest is verify's checksum, including the values it folds."""
+    from datetime import datetime, timedelta, timezone
+
+    from memoria_stream.digests import MODULUS, digest_sum, row_digest
+    from memoria_stream.types import JSON_NULL
+
+    columns = ("a", "b", "c", "d")
+    rows = [("x", 1, {"f": -0.0, "g": [0.0, -0.05]}, datetime(2024, 1, 2, 3, 4, 5)),
+            (None, 2**70, [-0.0], datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))),
+            ("text -0.0] here", True, JSON_NULL, None), ("", -0.0, {"k": "-0.0,"}, b"\x00\xff"), ("y", 1.0, 1, 1.5)]
+    for row in rows:
+        assert digest_sum(columns, [row]) == int.from_bytes(row_digest(columns, row), "big"), row
+    assert digest_sum(columns, rows) == sum(int.from_bytes(row_digest(columns, r), "big") for r in rows) % MODULUS
