@@ -1,4 +1,4 @@
-"""``copy SOURCE_URL TARGET_URL`` and ``verify A B``, plus the ``--verify`` helpers for ``import-data``."""
+"""``copy SOURCE_URL TARGET_URL``, ``verify A B`` and ``verify FILE``, plus the ``--verify`` helpers for ``import-data``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from .completeness import FileReport, verify_file
 from .copy import copy_database
 from .errors import InputError
 from .progress import add_progress_options, progress_for
@@ -41,12 +42,14 @@ def add_commands(subparsers: Any) -> None:
     copy.set_defaults(handler=run_copy)
 
     check = subparsers.add_parser(
-        "verify", help="compare two databases or export files, table by table",
+        "verify", help="compare two databases or export files, table by table; or check one file alone",
         description="Compare row counts and order-independent checksums per table. A and B are each a "
-                    "database URL or an export file (.json, .ndjson, .gz). Exits with status 7 on any difference.",
+                    "database URL or an export file (.json, .ndjson, .gz). With one argument FILE, check the "
+                    "file against its own header counts and trailer (no database). Exits with status 7 on any "
+                    "difference or damage.",
     )
-    check.add_argument("a", metavar="A", help="database URL or export file")
-    check.add_argument("b", metavar="B", help="database URL or export file")
+    check.add_argument("a", metavar="A", help="database URL or export file (alone: the file to check)")
+    check.add_argument("b", metavar="B", nargs="?", default=None, help="database URL or export file")
     _add_tables(check)
     check.add_argument("--quiet", "-q", action="store_true", help="print nothing; the exit status tells")
     check.add_argument("--log-format", choices=("text", "json"), default="text",
@@ -87,11 +90,31 @@ async def run_copy(args: argparse.Namespace) -> int:
 
 
 async def run_verify(args: argparse.Namespace) -> int:
+    if args.b is None:
+        return await _verify_one_file(args)
     report = await verify(args.a, args.b, tables=args.tables)
     if not args.quiet:
         _print(report, args, sys.stdout)
     report.raise_for_difference()
     return 0
+
+
+async def _verify_one_file(args: argparse.Namespace) -> int:
+    if "://" in args.a:
+        raise InputError("verify with one argument checks an export file; to compare databases give A and B")
+    report = await verify_file(args.a, tables=args.tables)
+    if not args.quiet:
+        _print_file(report, args)
+    report.raise_for_damage()
+    return 0
+
+
+def _print_file(report: FileReport, args: argparse.Namespace) -> None:
+    if args.log_format == "json":
+        print(orjson.dumps({"event": "verify_file", **report.as_dict()}).decode(), flush=True)
+        return
+    print(report.render())
+    print(f"{'intact' if report.ok else 'DAMAGED'} in {report.seconds:.2f} s")
 
 
 # --- --commit-per-table / --resume (copy here; import-data through commands.py) ---------------------

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
 from .catalog import EXPORT_ORDER, delete_order, get_table, insert_order
-from .codecs.base import Event, Metadata, TableLayout, TableStart
+from .codecs.base import Event, Metadata, TableLayout, TableStart, Trailer
+from .completeness import Completeness, check_import
 from .drivers.base import Connection, LiveColumn, shielded
 from .drivers import connect
 from .errors import InputError, IntegrityFailure, MemoriaStreamError
@@ -51,13 +52,17 @@ async def import_events(
     on_counts: OnCounts | None = None,
     final_check: FinalCheck | None = None,
     allow_lossy: bool = False,
+    check_completeness: bool = False,
+    accept_altered: bool = False,
 ) -> RunReport:
     """Load a decoded input into ``conn`` atomically; returns what was written per table.
 
     ``on_counts`` gets the row counts the input's metadata announces (progress totals);
     ``final_check`` replaces the foreign-key check run inside the transaction before it commits.
     Values a target column would store changed (``limits.loss_check``) fail the load before it
-    commits, unless ``allow_lossy``: then each such column is a warning with its count."""
+    commits, unless ``allow_lossy``: then each such column is a warning with its count.
+    ``check_completeness`` (a file's events) refuses input that does not match its header's counts or
+    its trailer, unless ``accept_altered`` (see ``completeness.py``)."""
     report = RunReport("import")
     wanted = set(tables) if tables else None
     # Where DDL is transactional, missing tables are created inside the load's transaction, so a
@@ -77,6 +82,8 @@ async def import_events(
             loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
             loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
             loader.allow_lossy = allow_lossy
+            loader.completeness = Completeness(source, loader._selected) if check_completeness else None
+            loader.accept_altered = accept_altered
             await loader.run(events)
             if inside:
                 if conn.capabilities.settle_constraints_sql:  # deferred FK checks block CREATE INDEX
@@ -138,6 +145,8 @@ class _Loader:
         self.written: set[str] = set()  # tables whose rows are all in the database (parents ready)
         self.direct: set[str] = set()  # tables written as they arrive
         self.spool: Spool | None = None
+        self.completeness: Completeness | None = None
+        self.accept_altered = False
 
     async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
@@ -159,6 +168,10 @@ class _Loader:
             await self._finish()
 
     def _prepare(self, event: Event | CanonicalBatch) -> tuple[str, str, list, int] | None:  # type: ignore[type-arg]
+        if self.completeness:
+            self.completeness.observe(event)
+        if isinstance(event, Trailer):
+            return None
         if isinstance(event, Metadata):
             self.report.metadata = event.values
             self.header_tables = [n for n in event.table_names if n in self.live and self._selected(n)]
@@ -281,6 +294,8 @@ class _Loader:
             await self._truncate(name)
         if not self.plans:
             raise InputError("the input holds no recognised table; nothing was changed", source=self.source)
+        if self.completeness:  # before COMMIT: a file cut short or altered rolls back
+            check_import(self.completeness, self.report.warn, accept_altered=self.accept_altered)
         if self.current:
             self.report.table(self.current).finish()
         if self.cascading:
