@@ -14,9 +14,9 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import make_database  # noqa: E402
-from copy_support import access_events, seed  # noqa: E402
-from dataset import build_dataset  # noqa: E402
+from support.databases import make_database  # noqa: E402
+from support.copy_support import access_events, seed  # noqa: E402
+from support.dataset import build_dataset  # noqa: E402
 
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table  # noqa: E402
 from memoria_stream.transfer.copy import copy_database  # noqa: E402

@@ -7,8 +7,10 @@
   export document (it has ``metadata``) is imported as it is;
 * anything else is the raw export (JSON or NDJSON, gzip allowed), streamed straight into the import.
 
-The query's ``?format=``, ``?truncate=`` and ``?table=`` apply to every shape, and so does
-``?allow_lossy=true`` (load values the target's columns would change, reported as warnings). A request that
+The query's ``?format=``, ``?truncate=``, ``?table=``, ``?allow_lossy=`` and ``?accept_altered=`` apply to
+every shape (``allow_lossy``: load values the target's columns would change, reported as warnings;
+``accept_altered``: import a file whose rows do not match its header counts or trailer, with a
+warning; see ``completeness.py``). A request that
 carries no dataset is refused with 400 before the database is touched.
 """
 
@@ -26,7 +28,7 @@ from starlette.responses import JSONResponse
 from memoria_stream.transfer.files import import_data
 from memoria_stream.errors import InputError
 from memoria_stream.codecs.streams import CHUNK, Source, format_from_name
-from memoria_stream.api.inputs import (allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
+from memoria_stream.api.inputs import (accept_altered_param, allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
                      tables_param, truncate_param)
 from memoria_stream.api.responses import failure, log, ok
 from memoria_stream.api.settings import Settings
@@ -47,6 +49,7 @@ class ImportJob:
     format: str | None = None
     tables: Sequence[str] | None = None
     truncate: bool = True
+    accept_altered: bool = False
 
 
 async def import_endpoint(request: Request) -> JSONResponse:
@@ -63,7 +66,8 @@ async def import_endpoint(request: Request) -> JSONResponse:
                 with request.app.state.gate.claim(binding.url):
                     report = await import_data(
                         job.source, database_url=binding.url, format=job.format, tables=job.tables,
-                        truncate=job.truncate, source_label=job.label, allow_lossy=allow_lossy)
+                        truncate=job.truncate, source_label=job.label, allow_lossy=allow_lossy,
+                        accept_altered=job.accept_altered)
     except ClientDisconnect:
         log.info("import: the client went away mid-upload; nothing was changed")
         return failure(InputError("the upload was cut short; nothing was changed"), action="import")
@@ -101,6 +105,7 @@ def _multipart_job(request: Request, form: Any) -> ImportJob:
         format=fmt,
         tables=query_tables(request) or tables_param(form.getlist("table") or None),
         truncate=truncate_param(query.get("truncate", form.get("truncate"))),
+        accept_altered=accept_altered_param(query.get("accept_altered", form.get("accept_altered"))),
     )
 
 
@@ -132,8 +137,9 @@ def _wrapped_job(request: Request, body: dict[str, Any]) -> ImportJob:
         fmt = "json"  # an embedded document was serialised by us: it is JSON
     tables = tables_param(body["tables"]) if body.get("tables") is not None else query_tables(request)
     flag = body["truncate"] if "truncate" in body else request.query_params.get("truncate")
-    return ImportJob(source=source, label="request data", format=fmt,
-                     tables=tables, truncate=truncate_param(flag))
+    altered = body["accept_altered"] if "accept_altered" in body else request.query_params.get("accept_altered")
+    return ImportJob(source=source, label="request data", format=fmt, tables=tables,
+                     truncate=truncate_param(flag), accept_altered=accept_altered_param(altered))
 
 
 def _embedded(data: Any, fmt: str | None) -> bytes:
@@ -168,7 +174,8 @@ async def _raw_job(request: Request) -> ImportJob:
 def _query_job(request: Request, source: Source, label: str) -> ImportJob:
     query = request.query_params
     return ImportJob(source=source, label=label, format=format_param(query.get("format")),
-                     tables=query_tables(request), truncate=truncate_param(query.get("truncate")))
+                     tables=query_tables(request), truncate=truncate_param(query.get("truncate")),
+                     accept_altered=accept_altered_param(query.get("accept_altered")))
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -43,13 +43,15 @@ _IMPORT = {
     "summary": "Import an export atomically (truncating only the imported tables unless truncate=false)",
     "parameters": [*_COMMON_QUERY, _query("truncate", _TRUNCATE, "empty the imported tables first (default true)"),
                    _query("allow_lossy", _TRUNCATE, "load values the target's columns would change, "
-                          "reported as warnings (default false: refused, nothing changed)")],
+                          "reported as warnings (default false: refused, nothing changed)"),
+                   _query("accept_altered", _TRUNCATE, "import even when the rows do not match the file's header "
+                          "counts or trailer (default false; a warning says so)")],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"}, "format": _FORMAT, "truncate": _TRUNCATE,
-            "table": {"type": "array", "items": {"type": "string"}}}}},
+            "accept_altered": _TRUNCATE, "table": {"type": "array", "items": {"type": "string"}}}}},
         "application/json": {"schema": {"type": "object", "required": ["data"], "properties": {
-            "format": _FORMAT, "truncate": _TRUNCATE, "tables": _TABLES,
+            "format": _FORMAT, "truncate": _TRUNCATE, "accept_altered": _TRUNCATE, "tables": _TABLES,
             "data": {"oneOf": [{"type": "object"}, {"type": "string"}],
                      "description": "the export document, or its JSON/NDJSON text"}}}},
         "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},

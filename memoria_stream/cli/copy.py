@@ -1,4 +1,4 @@
-"""``copy SOURCE_URL TARGET_URL`` and ``verify A B``, plus the ``--verify`` helpers for ``import-data``."""
+"""``copy SOURCE_URL TARGET_URL``, ``verify A B`` and ``verify FILE``, plus the ``--verify`` helpers for ``import-data``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import argparse
 import sys
 from typing import Any
 
+import orjson
+
+from memoria_stream.errors import InputError
+
 
 from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, check_resume_args,
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
+from memoria_stream.transfer.completeness import FileReport, verify_file
 from memoria_stream.transfer.copy import copy_database
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import copy_per_table
@@ -39,12 +44,14 @@ def add_commands(subparsers: Any) -> None:
     copy.set_defaults(handler=run_copy)
 
     check = subparsers.add_parser(
-        "verify", help="compare two databases or export files, table by table",
+        "verify", help="compare two databases or export files, table by table; or check one file alone",
         description="Compare row counts and order-independent checksums per table. A and B are each a "
-                    "database URL or an export file (.json, .ndjson, .gz). Exits with status 7 on any difference.",
+                    "database URL or an export file (.json, .ndjson, .gz). With one argument FILE, check the "
+                    "file against its own header counts and trailer (no database). Exits with status 7 on any "
+                    "difference or damage.",
     )
-    check.add_argument("a", metavar="A", help="database URL or export file")
-    check.add_argument("b", metavar="B", help="database URL or export file")
+    check.add_argument("a", metavar="A", help="database URL or export file (alone: the file to check)")
+    check.add_argument("b", metavar="B", nargs="?", default=None, help="database URL or export file")
     _add_tables(check)
     check.add_argument("--quiet", "-q", action="store_true", help="print nothing; the exit status tells")
     check.add_argument("--log-format", choices=("text", "json"), default="text",
@@ -78,6 +85,8 @@ async def run_copy(args: argparse.Namespace) -> int:
 
 
 async def run_verify(args: argparse.Namespace) -> int:
+    if args.b is None:
+        return await _verify_one_file(args)
     report = await verify(args.a, args.b, tables=args.tables)
     if not args.quiet:
         print_verify(report, args, sys.stdout)
@@ -86,3 +95,21 @@ async def run_verify(args: argparse.Namespace) -> int:
 
 
 # --- --commit-per-table / --resume (copy here; import-data through commands.py) ---------------------
+
+
+async def _verify_one_file(args: argparse.Namespace) -> int:
+    if "://" in args.a:
+        raise InputError("verify with one argument checks an export file; to compare databases give A and B")
+    report = await verify_file(args.a, tables=args.tables)
+    if not args.quiet:
+        _print_file(report, args)
+    report.raise_for_damage()
+    return 0
+
+
+def _print_file(report: FileReport, args: argparse.Namespace) -> None:
+    if args.log_format == "json":
+        print(orjson.dumps({"event": "verify_file", **report.as_dict()}).decode(), flush=True)
+        return
+    print(report.render())
+    print(f"{'intact' if report.ok else 'DAMAGED'} in {report.seconds:.2f} s")

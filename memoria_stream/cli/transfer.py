@@ -39,6 +39,9 @@ def add_commands(subparsers: Any) -> None:
                      help="append instead of emptying the imported tables first (ids must not collide)")
     imp.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE, metavar="N",
                      help="refuse an NDJSON line longer than N bytes (default: 64 MiB)")
+    imp.add_argument("--accept-altered", action="store_true",
+                     help="import even when the rows do not match the file's header counts or trailer (a file "
+                          "edited on purpose); a warning says so")
     add_verify_flag(imp)
     add_resume_flags(imp)
     add_allow_lossy(imp)
@@ -77,12 +80,14 @@ async def run_import(args: argparse.Namespace) -> int:
             report = await import_per_table(args.source, database_url=url, format=args.format, tables=args.tables,
                                             resume=args.resume, max_line_bytes=args.max_line_bytes,
                                             on_batch=on_batch, on_counts=progress.on_counts,
-                                            on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
+                                            on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy,
+                                            accept_altered=args.accept_altered)
         else:
             report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
                                        truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
                                        on_batch=on_batch, on_counts=progress.on_counts,
-                                       allow_lossy=args.allow_lossy)
+                                       allow_lossy=args.allow_lossy,
+                                       accept_altered=args.accept_altered)
     progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables"
                              f"{skipped_note(report, args)} of {mask_url(url)} "
                              f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")

@@ -90,7 +90,16 @@ class RowBatch:
     by_row: bool = False  # JSON: positions count rows within the table
 
 
-Event = Metadata | TableStart | RowBatch
+@dataclass
+class Trailer:
+    """The object a file of ours ends with: per table, the rows written and their content digest
+    (``{"tables": [{"name", "row_count", "digest"}]}``, see ``completeness.py``)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+
+Event = Metadata | TableStart | RowBatch | Trailer
 
 
 class Encoder(Protocol):
@@ -106,7 +115,7 @@ class Encoder(Protocol):
 
     def end_table(self, layout: TableLayout) -> bytes: ...
 
-    def footer(self) -> bytes: ...
+    def footer(self, trailer: Mapping[str, Any]) -> bytes: ...
 
 
 class Decoder(Protocol):

@@ -1,7 +1,9 @@
-"""JSON: ``{"metadata": …, "data": {table: [rows]}}``, written indented and parsed incrementally.
+"""JSON: ``{"metadata": …, "data": {table: [rows]}, "trailer": …}``, written indented and parsed incrementally.
 
-We write ``metadata`` first and tables parent-before-child. Memoria writes ``data`` first with
-tables in alphabetical order; the decoder accepts any key order and streams rows either way.
+We write ``metadata`` first, tables parent-before-child, and the ``trailer`` last (Memoria reads only
+``metadata`` and ``data``). Memoria writes ``data`` first with tables in alphabetical order; the
+decoder accepts any key order and streams rows either way. Any other top-level key is skipped
+without being built, and nesting is capped for the whole document.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import ijson
 
 from memoria_stream.errors import InputError
 from memoria_stream.model.types import ByteStream, Row
-from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, Trailer, dumps, row_objects
 
 BATCH_ROWS = 1000
 MAX_DEPTH = 512  # as deep as a value may nest (orjson, for NDJSON, stops at 1024 levels)
@@ -40,8 +42,9 @@ class JSONEncoder:
     def end_table(self, layout: TableLayout) -> bytes:
         return b"\n    ]"
 
-    def footer(self) -> bytes:
-        return b"\n  }\n}\n"
+    def footer(self, trailer: Mapping[str, Any]) -> bytes:
+        body = dumps(trailer, indent=True).replace(b"\n", b"\n  ")
+        return b'\n  },\n  "trailer": ' + body + b"\n}\n"
 
 
 class _Reader:
@@ -70,8 +73,9 @@ class JSONDecoder:
         reader = _Reader(stream)
         walker = _Walker(source, self.batch_rows)
         try:
-            async for prefix, event, value in ijson.parse_async(reader):
-                for out in walker.feed(prefix, event, value):
+            # basic_parse: no per-event path prefix, whose length grows with nesting depth.
+            async for event, value in ijson.basic_parse_async(reader):
+                for out in walker.feed(event, value):
                     yield out
         except ijson.JSONError as exc:
             where = f" near byte {reader.consumed}" if reader.consumed else ""
@@ -101,21 +105,29 @@ class _Walker:
         self.batch: RowBatch | None = None
         self.index = 0
         self.finished = False
+        self.skip_depth = 0  # > 0 while inside the value of an unknown top-level key
 
-    def feed(self, prefix: str, event: str, value: Any) -> list[Event]:
+    def feed(self, event: str, value: Any) -> list[Event]:
         if event == "number" and isinstance(value, Decimal):
             # Decimals, not ijson's use_float=True: that option makes yajl reject -2**63.
             value = float(value)
         if self.builder is not None:
             return self._build(event, value)
         opens, closes = event in ("start_map", "start_array"), event in ("end_map", "end_array")
+        if self.skip_depth:
+            self._skip(opens, closes)
+            return []
         out: list[Event] = []
         if self.depth == 0 and event != "start_map":
             raise InputError("expected a JSON object at the top level", source=self.source)
         if self.depth == 1 and event == "map_key":
             self.top_key = value
-        elif self.depth == 1 and self.top_key == "metadata" and not closes:
+        elif self.depth == 1 and self.top_key in ("metadata", "trailer") and not closes:
             self._start_builder(event, value)
+            return out
+        elif self.depth == 1 and self.top_key != "data" and not closes:
+            if opens:  # an unknown key's value is walked past, never built (Memoria ignores it too)
+                self._skip(opens, closes)
             return out
         elif self.depth == 1 and self.top_key == "data" and event != "start_map" and not closes:
             raise InputError('"data" must be an object of tables', source=self.source)
@@ -139,6 +151,20 @@ class _Walker:
             self.finished = self.depth == 0
         return out
 
+    def _skip(self, opens: bool, closes: bool) -> None:
+        if opens:
+            self.skip_depth += 1
+            self._check_depth(self.depth + self.skip_depth)
+        elif closes:
+            self.skip_depth -= 1
+
+    def _check_depth(self, depth: int) -> None:
+        if depth > MAX_DEPTH:  # the whole document is capped, whichever key the nesting sits under
+            in_row = self.builder is not None and self.top_key == "data"
+            raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=self.source,
+                             table=self.table if in_row else None, row=self.index + 1 if in_row else None,
+                             column=self.key if in_row else None)
+
     def _start_builder(self, event: str, value: Any) -> None:
         self.builder, self.key = ijson.ObjectBuilder(), None
         self.builder.event(event, value)
@@ -153,9 +179,7 @@ class _Walker:
             self.key = value
         if event in ("start_map", "start_array"):
             self.builder_depth += 1
-            if self.builder_depth > MAX_DEPTH:  # ijson's event prefixes grow with depth: stop early
-                raise InputError(f"nesting deeper than {MAX_DEPTH} levels", source=self.source, table=self.table,
-                                 row=self.index + 1 if self.table else None, column=self.key)
+            self._check_depth(self.depth + self.builder_depth)
         elif event in ("end_map", "end_array"):
             self.builder_depth -= 1
         if self.builder_depth == 0:
@@ -167,6 +191,8 @@ class _Walker:
         value, self.builder = self.builder.value, None
         if self.top_key == "metadata" and self.depth == 1:
             return [Metadata(value if isinstance(value, dict) else {})]
+        if self.top_key == "trailer" and self.depth == 1:
+            return [Trailer(value if isinstance(value, dict) else {})]
         self.index += 1
         assert self.table is not None
         if self.batch is None:

@@ -9,7 +9,7 @@ import orjson
 from memoria_stream.errors import InputError
 from memoria_stream.model.types import ByteStream, Row
 from memoria_stream.codecs.diagnose import describe_failure, table_named
-from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, dumps, row_objects
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, TableStart, Trailer, dumps, row_objects
 
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 BATCH_ROWS = 2000
@@ -34,8 +34,9 @@ class NDJSONEncoder:
     def end_table(self, layout: TableLayout) -> bytes:
         return b""
 
-    def footer(self) -> bytes:
-        return b""
+    def footer(self, trailer: Mapping[str, Any]) -> bytes:
+        # A last line without a "table" key: Memoria's importer skips it.
+        return dumps({"trailer": trailer}) + b"\n"
 
 
 class NDJSONDecoder:
@@ -56,6 +57,12 @@ class NDJSONDecoder:
                 # A header-less file keeps its first row: only a line shaped like a header is one.
                 yield Metadata(obj["metadata"] if isinstance(obj["metadata"], dict) else {}, number)
                 continue
+            if _is_trailer(obj):
+                if batch is not None:
+                    yield batch
+                    batch = None
+                yield Trailer(obj["trailer"] if isinstance(obj["trailer"], dict) else {}, number)
+                continue
             table, data = _row(obj, number, source)
             if batch is not None and (batch.table != table or len(batch.rows) >= self.batch_rows
                                       or batch.size >= BATCH_BYTES):
@@ -75,6 +82,10 @@ class NDJSONDecoder:
 
 def _is_header(obj: dict[str, Any]) -> bool:
     return "metadata" in obj and "table" not in obj
+
+
+def _is_trailer(obj: dict[str, Any]) -> bool:
+    return "trailer" in obj and "table" not in obj
 
 
 def _parse(line: bytes, number: int, source: str) -> dict[str, Any] | None:

@@ -80,6 +80,9 @@ class Connection(Protocol):
     # True inside a ``transaction(foreign_keys=False)`` that could only defer FK checks (not switch
     # them off): deletes then still cascade into tables already loaded.
     deferred_foreign_keys: bool
+    # True inside such a transaction when some FK could not even be deferred (not DEFERRABLE): rows
+    # are then checked as they are inserted, so parents must be loaded before their children.
+    parents_first: bool
 
     async def aclose(self) -> None: ...
 

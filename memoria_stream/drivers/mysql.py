@@ -166,6 +166,7 @@ _BOUNDED_TEXT = ("tinytext", "text", "mediumtext")
 class MySQLConnection:
     capabilities = CAPABILITIES
     deferred_foreign_keys = False
+    parents_first = False
 
     def __init__(self, url: DatabaseURL, conn: aiomysql.Connection) -> None:
         self.url = url

@@ -83,6 +83,7 @@ def _ssl_option(url: DatabaseURL) -> str | None:
 class PostgresConnection:
     capabilities = CAPABILITIES
     deferred_foreign_keys = False
+    parents_first = False
 
     def __init__(self, url: DatabaseURL, conn: asyncpg.Connection) -> None:
         self.url = url
@@ -152,11 +153,11 @@ class PostgresConnection:
                 await self._foreign_keys_off()
             yield
         except BaseException:
-            self.deferred_foreign_keys = False
+            self.deferred_foreign_keys = self.parents_first = False
             with contextlib.suppress(Exception):
                 await shielded(tx.rollback())
             raise
-        self.deferred_foreign_keys = False
+        self.deferred_foreign_keys = self.parents_first = False
         with _translated(self.url):
             await tx.commit()
 
@@ -171,6 +172,11 @@ class PostgresConnection:
             # COMMIT, so any table order still loads; deletes do cascade then (documented).
             await self._conn.execute("SET CONSTRAINTS ALL DEFERRED")
             self.deferred_foreign_keys = True
+            # FKs that cannot be deferred (tables Memoria created) are checked row by row: the load
+            # must then insert parents before children.
+            self.parents_first = bool(await self._conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+                "WHERE c.contype = 'f' AND NOT c.condeferrable AND t.relnamespace = current_schema()::regnamespace)"))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:

@@ -72,6 +72,7 @@ class SQLiteConnection:
 
     capabilities = CAPABILITIES
     deferred_foreign_keys = False
+    parents_first = False
 
     def __init__(self, url: DatabaseURL, db: aiosqlite.Connection) -> None:
         self.url = url

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from memoria_stream.model.types import JSON_NULL, Row
 from memoria_stream.model.values import to_naive_utc
 
 MODULUS = 1 << 256
+_NEGATIVE_ZERO = re.compile(rb"-0\.0[,\]}]")  # how orjson writes a float -0.0 (not -0.05, not text)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -62,6 +64,35 @@ def _fold_zero(value: Any) -> Any:
 def row_digest(columns: Sequence[str], row: Row) -> bytes:
     obj = {c: tag(v) for c, v in zip(columns, row)}
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def digest_sum(columns: Sequence[str], rows: Sequence[Row]) -> int:
+    """The sum (mod 2**256) of ``rows``' digests: a batch's share of a table's checksum.
+
+    Equal to ``sum(row_digest(...))``, but fast enough to run on every row of an export: the common
+    value types are tagged inline, and JSON values are folded (``_fold_zero``) only when the row's
+    text shows a negative zero at all."""
+    total = 0
+    sha256, dumps, sort_keys, from_bytes = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS, int.from_bytes
+    low, high = _INT64
+    for row in rows:
+        obj: dict[str, Any] = {}
+        has_json = False
+        for column, value in zip(columns, row):
+            kind = type(value)
+            if value is None or kind is str or kind is bool or (kind is int and low <= value <= high):
+                obj[column] = value
+            elif kind is datetime and value.tzinfo is None:
+                obj[column] = {"t": value.isoformat()}
+            elif kind is dict or kind is list:
+                obj[column], has_json = {"j": value}, True
+            else:
+                obj[column] = tag(value)
+        data = dumps(obj, option=sort_keys)
+        if has_json and _NEGATIVE_ZERO.search(data):  # rare: a JSON -0.0 digests as 0.0, as ``tag`` folds it
+            data = dumps({c: tag(v) for c, v in zip(columns, row)}, option=sort_keys)
+        total += from_bytes(sha256(data).digest(), "big")
+    return total % MODULUS
 
 
 def key_text(key_positions: Sequence[int], row: Row) -> str:

@@ -7,6 +7,8 @@ from typing import Any, Awaitable, Callable, Sequence
 from memoria_stream import __version__
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
 from memoria_stream.codecs.base import Encoder
+from memoria_stream.transfer.completeness import trailer_object
+from memoria_stream.transfer.digests import digest_sum
 from memoria_stream.drivers.base import Connection
 from memoria_stream.errors import InputError, InternalError
 from memoria_stream.transfer.pipeline import channel, run_stages
@@ -54,8 +56,9 @@ async def export_tables(
             on_counts(counts)
         report.metadata = _metadata(conn, encoder, counts)
         await write(encoder.header(report.metadata))
-        await _stream(conn, plans, write, encoder, report, batch_rows, on_batch)
-        await write(encoder.footer())
+        sums = await _stream(conn, plans, write, encoder, report, batch_rows, on_batch)
+        written = {p.layout.name: report.table(p.layout.name).rows for p in plans}
+        await write(encoder.footer(trailer_object(written, sums)))
     for plan in plans:
         if report.table(plan.layout.name).rows != counts[plan.layout.name]:
             raise InternalError(f"{plan.layout.name}: counted {counts[plan.layout.name]} rows but read "
@@ -91,8 +94,10 @@ def _metadata(conn: Connection, encoder: Encoder, counts: dict[str, int]) -> dic
 
 
 async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encoder: Encoder,
-                  report: RunReport, batch_rows: int, on_batch: OnBatch | None) -> None:
+                  report: RunReport, batch_rows: int, on_batch: OnBatch | None) -> dict[str, int]:
+    """Streams every table; returns each table's checksum (for the trailer)."""
     send, receive = channel()
+    sums: dict[str, int] = {}
 
     async def read() -> None:
         async with send:
@@ -115,6 +120,8 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
                 elif kind == "rows":
                     data = encoder.rows(layout, rows, first)
                     first = False
+                    # The digest of the canonical rows in hand: what verify computes reading the file.
+                    sums[layout.name] = sums.get(layout.name, 0) + digest_sum(layout.columns, rows)
                     await write(data)
                     table = report.table(layout.name)
                     table.rows += len(rows)
@@ -126,3 +133,4 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
                     report.table(layout.name).finish()
 
     await run_stages(read, encode_and_write)
+    return sums

@@ -103,12 +103,14 @@ async def import_data(
     on_counts: Callable[[dict[str, int]], None] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE,
     allow_lossy: bool = False,
+    accept_altered: bool = False,
 ) -> RunReport:
     """Import a file path, ``-`` (stdin), bytes or an async byte iterator into the database.
 
     The format is taken from ``format``, else sniffed from the content. The load is atomic.
     An NDJSON line longer than ``max_line_bytes`` is refused (memory stays bounded). Values a
-    target column would store changed are refused unless ``allow_lossy`` (see ``import_events``)."""
+    target column would store changed are refused unless ``allow_lossy`` (see ``import_events``).
+    Rows that do not match the header's counts or the trailer roll the import back, unless ``accept_altered``."""
     started = time.perf_counter()
     label = source_label or source_name(source)
     fmt = normalise_format(format)
@@ -118,7 +120,8 @@ async def import_data(
         events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
         async with connect(resolve_url(database_url)) as conn:
             report = await import_events(conn, events, source=label, tables=tables, truncate=truncate,
-                                         on_batch=on_batch, on_counts=on_counts, allow_lossy=allow_lossy)
+                                         on_batch=on_batch, on_counts=on_counts, allow_lossy=allow_lossy,
+                                         check_completeness=True, accept_altered=accept_altered)
     report.format = fmt
     report.seconds = time.perf_counter() - started
     return report

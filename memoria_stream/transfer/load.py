@@ -10,8 +10,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
-from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
-from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart
+from memoria_stream.model.catalog import EXPORT_ORDER, delete_order, get_table, insert_order
+from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart, Trailer
+from memoria_stream.transfer.completeness import Completeness, check_import
 from memoria_stream.drivers.base import Connection, LiveColumn, shielded
 from memoria_stream.drivers import connect
 from memoria_stream.errors import InputError, IntegrityFailure, MemoriaStreamError
@@ -20,6 +21,7 @@ from memoria_stream.transfer.plans import ImportPlan, check_table_name
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.schema import create_missing_indexes, drop_tables, ensure_tables, live_tables
+from memoria_stream.transfer.spool import Spool, open_spool
 
 
 OnBatch = Callable[[str, int, int], None]
@@ -50,13 +52,17 @@ async def import_events(
     on_counts: OnCounts | None = None,
     final_check: FinalCheck | None = None,
     allow_lossy: bool = False,
+    check_completeness: bool = False,
+    accept_altered: bool = False,
 ) -> RunReport:
     """Load a decoded input into ``conn`` atomically; returns what was written per table.
 
     ``on_counts`` gets the row counts the input's metadata announces (progress totals);
     ``final_check`` replaces the foreign-key check run inside the transaction before it commits.
     Values a target column would store changed (``limits.loss_check``) fail the load before it
-    commits, unless ``allow_lossy``: then each such column is a warning with its count."""
+    commits, unless ``allow_lossy``: then each such column is a warning with its count.
+    ``check_completeness`` (a file's events) refuses input that does not match its header's counts or
+    its trailer, unless ``accept_altered`` (see ``completeness.py``)."""
     report = RunReport("import")
     wanted = set(tables) if tables else None
     # Where DDL is transactional, missing tables are created inside the load's transaction, so a
@@ -76,6 +82,8 @@ async def import_events(
             loader = _Loader(conn, live, wanted, truncate, source, report, on_batch)
             loader.on_counts, loader.final_check = on_counts, final_check or check_foreign_keys
             loader.allow_lossy = allow_lossy
+            loader.completeness = Completeness(source, loader._selected) if check_completeness else None
+            loader.accept_altered = accept_altered
             await loader.run(events)
             if inside:
                 if conn.capabilities.settle_constraints_sql:  # deferred FK checks block CREATE INDEX
@@ -115,6 +123,10 @@ async def _prepare_schema(conn: Connection, wanted: set[str] | None, create: boo
 
 
 class _Loader:
+    """Writes prepared batches as they come; where deletes cascade (FK checks could not be switched
+    off), first empties every imported table children-first, and parks in a private spool each table
+    that must wait for its parents (FKs checked row by row) or for the list of imported tables."""
+
     def __init__(self, conn: Connection, live: dict[str, list[LiveColumn]], wanted: set[str] | None,
                  truncate: bool, source: str, report: RunReport, on_batch: OnBatch | None) -> None:
         self.conn, self.live, self.wanted = conn, live, wanted
@@ -126,6 +138,15 @@ class _Loader:
         self.on_counts: OnCounts | None = None
         self.final_check: FinalCheck = check_foreign_keys
         self.allow_lossy = False
+        # Where deletes cascade, nothing is written before every imported table is emptied, which
+        # needs their list: the header (JSON may carry it last) or, failing that, the end of input.
+        self.cascading = conn.deferred_foreign_keys
+        self.emptied_all = False
+        self.written: set[str] = set()  # tables whose rows are all in the database (parents ready)
+        self.direct: set[str] = set()  # tables written as they arrive
+        self.spool: Spool | None = None
+        self.completeness: Completeness | None = None
+        self.accept_altered = False
 
     async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
@@ -142,16 +163,21 @@ class _Loader:
                 async for kind, name, rows, size in receive:
                     await self._apply(kind, name, rows, size)
 
-        await run_stages(produce, consume)
-        await self._finish()
+        async with open_spool() as self.spool:
+            await run_stages(produce, consume)
+            await self._finish()
 
     def _prepare(self, event: Event | CanonicalBatch) -> tuple[str, str, list, int] | None:  # type: ignore[type-arg]
+        if self.completeness:
+            self.completeness.observe(event)
+        if isinstance(event, Trailer):
+            return None
         if isinstance(event, Metadata):
             self.report.metadata = event.values
             self.header_tables = [n for n in event.table_names if n in self.live and self._selected(n)]
             if self.on_counts:
                 self.on_counts(_announced_counts(event, self._selected))
-            return None
+            return ("header", "", [], 0)
         if isinstance(event, TableStart):
             name = self._table(event.table, event.line)
             return ("start", name, [], 0) if name else None
@@ -180,17 +206,62 @@ class _Loader:
         return name
 
     async def _apply(self, kind: str, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+        if kind == "header":
+            if self.cascading:  # the header lists the imported tables: empty them all now
+                await self._empty_all()
+            return
         if name != self.current:  # per-table timing: a table ends when the next one starts
             if self.current is not None:
                 self.report.table(self.current).finish()
+                if self.current in self.direct:
+                    self.written.add(self.current)
             self.current = name
+        if self.cascading and not self._writes_now(name):
+            if kind == "rows" and rows:
+                assert self.spool is not None
+                self.spool.add(name, rows, size)
+            return
         await self._truncate(name)
-        if kind == "rows" and rows:
+        await self._write(name, rows, size)
+
+    def _writes_now(self, name: str) -> bool:
+        """Where deletes cascade: may ``name``'s rows go in as they arrive? Decided once per table."""
+        assert self.spool is not None
+        if name in self.direct or self.spool.holds(name):
+            return name in self.direct
+        # Before the imported tables are all emptied, a later DELETE could cascade into (or SET NULL
+        # in) rows just written; where FKs are checked per row, imported parents must be in first.
+        ready = self.emptied_all and not (self.conn.parents_first and self._parents_pending(name))
+        if ready:
+            self.direct.add(name)
+        return ready
+
+    def _parents_pending(self, name: str) -> bool:
+        imported = set(self.plans) | set(self.header_tables)
+        return any(p in imported and p not in self.written for p in _parents(name))
+
+    async def _write(self, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+        if rows:
             await self.conn.write(name, self.plans[name].columns, rows)
             self.report.table(name).rows += len(rows)
             self.report.table(name).bytes += size
             if self.on_batch:
                 self.on_batch(name, len(rows), size)
+
+    async def _empty_all(self) -> None:
+        """Empty every imported table children first, so no cascade reaches a table emptied later."""
+        for name in delete_order([*self.header_tables, *self.plans]):
+            self._table(name, None)
+            await self._truncate(name)
+        self.emptied_all = True
+
+    async def _load_spooled(self) -> None:
+        """Spooled tables, parents first: each one's parents are in the database by its turn."""
+        assert self.spool is not None
+        for name in insert_order(self.spool.tables):
+            for rows, size in self.spool.batches(name):
+                await self._write(name, rows, size)
+            self.written.add(name)
 
     async def _truncate(self, name: str) -> None:
         if self.truncate and name not in self.truncated:
@@ -201,27 +272,34 @@ class _Loader:
 
     async def _refuse_cascade_into_loaded(self, parent: str) -> None:
         """Where FK checks could only be deferred, emptying a parent after its children were loaded
-        would cascade into the loaded rows: refuse (and so roll back) rather than lose them."""
+        would cascade into the loaded rows: refuse (and so roll back) rather than lose them. Only a
+        table missing from the input's own list of tables can still get here."""
         if not self.conn.deferred_foreign_keys:
             return
         hit = [t for t in self.plans if self.report.table(t).rows and parent in _parents(t)]
         q = self.conn.capabilities.quote
         if hit and await self.conn.fetch(f"SELECT 1 FROM {q(parent)} LIMIT 1"):
             raise IntegrityFailure(
-                f"table {parent}: the input lists {', '.join(hit)} before it, and this PostgreSQL user may not "
-                "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so emptying "
-                f"{parent} would cascade into rows just loaded; nothing was changed. Import a file written "
-                "by memoria-stream (parents first) or use copy")
+                f"table {parent}: the input lists {', '.join(hit)} before it but not in its metadata, and this "
+                "PostgreSQL user may not switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), "
+                f"so emptying {parent} would cascade into rows just loaded; nothing was changed. List every "
+                "table in the metadata or use copy")
 
     async def _finish(self) -> None:
+        if self.cascading and not self.emptied_all:  # no header: the input itself listed the tables
+            await self._empty_all()
         for name in self.header_tables:  # tables listed with no rows (NDJSON): emptied too
             if name not in self.plans:
                 self._table(name, None)
             await self._truncate(name)
         if not self.plans:
             raise InputError("the input holds no recognised table; nothing was changed", source=self.source)
+        if self.completeness:  # before COMMIT: a file cut short or altered rolls back
+            check_import(self.completeness, self.report.warn, accept_altered=self.accept_altered)
         if self.current:
             self.report.table(self.current).finish()
+        if self.cascading:
+            await self._load_spooled()
         for name in insert_order(list(self.plans)):
             plan = self.plans[name]
             if plan.autoincrement:

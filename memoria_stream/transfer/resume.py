@@ -83,6 +83,7 @@ async def import_per_table(
     tables: Sequence[str] | None = None, resume: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE,
     on_batch: OnBatch | None = None, on_counts: OnCounts | None = None, on_skipped: OnSkipped | None = None,
     allow_lossy: bool = False,
+    accept_altered: bool = False,
 ) -> RunReport:
     """``import_data`` from a file with one committed transaction per table (and ``resume``).
 
@@ -102,7 +103,8 @@ async def import_per_table(
             async with reader.events(set(listed), tables) as events:
                 await run.add(await import_events(conn, events, source=reader.label, tables=[name], on_batch=on_batch,
                                                   on_counts=on_counts, final_check=run.check(name),
-                                                  allow_lossy=allow_lossy))
+                                                  allow_lossy=allow_lossy,
+                                                  check_completeness=True, accept_altered=accept_altered))
         await run.finish(names)
     run.report.format = reader.format
     run.report.seconds = time.perf_counter() - started

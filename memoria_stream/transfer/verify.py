@@ -155,7 +155,7 @@ class _Side:
                         self._present(name)
                 elif isinstance(event, TableStart):
                     self._present(event.table)
-                elif event.table in self.wanted:
+                elif isinstance(event, RowBatch) and event.table in self.wanted:
                     plan = plans.get(event.table) or plans.setdefault(event.table, _file_plan(event.table))
                     await self._add(event.table, plan.columns, _built(plan, event, self.where))
 

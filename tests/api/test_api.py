@@ -89,7 +89,8 @@ async def test_export_options_from_body_or_query(tmp_path: Path, samples: Path) 
     assert list(by_body.json()["data"]) == ["agents", "teams"]
     lines = [orjson.loads(line) for line in by_query.content.splitlines()]
     assert by_query.headers["content-disposition"].endswith("memoria-export.ndjson")
-    assert {line["table"] for line in lines[1:]} == {"agents", "teams"} and len(lines) == 1 + 16 + 12
+    assert {line["table"] for line in lines[1:-1]} == {"agents", "teams"} and len(lines) == 1 + 16 + 12 + 1
+    assert [t["name"] for t in lines[-1]["trailer"]["tables"]] == ["agents", "teams"]  # the trailer, last
     assert unknown.status_code == 400 and unknown.json() == {"status": "error", "message": "unknown table: no_such, nor_this"}
     assert bad_format.status_code == 400 and "json or ndjson" in bad_format.json()["message"]
     assert bad_tables.status_code == 400

@@ -14,7 +14,7 @@ import pytest
 from support.backup_helpers import T0, encode, insert_allowed, insert_link, prepare, rows, schema_fingerprint, table_digest
 from memoria_stream.backup import files as backup_files
 from memoria_stream.drivers import native_backup as backup_native
-from memoria_stream.cli import main as cli
+from memoria_stream.cli.main import main as cli
 from memoria_stream.backup.actions import create_backup, list_backups, restore_backup
 from memoria_stream.drivers import connect
 from memoria_stream.errors import DatabaseError, InputError

@@ -14,7 +14,7 @@ import pytest
 from support.backup_helpers import prepare
 from support.databases import MYSQL_ADMIN_URL
 from memoria_stream.backup import files as backup_files
-from memoria_stream.cli import main as cli
+from memoria_stream.cli.main import main as cli
 from memoria_stream.backup.actions import create_backup, list_backups
 from memoria_stream.drivers import connect
 from memoria_stream.transfer.files import export_data

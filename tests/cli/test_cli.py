@@ -137,7 +137,10 @@ async def test_ndjson_export_has_memorias_shape(tmp_path: Path, samples: Path) -
     assert list(meta)[:4] == ["exported_at", "format", "dialect", "tables"]
     assert meta["exported_at"].endswith("Z") and meta["format"] == "ndjson" and meta["dialect"] == "sqlite"
     counted: dict[str, int] = {}
-    for line in lines[1:]:  # Memoria's reader (compat §3.1): one object per line with table + data
+    trailer = orjson.loads(lines[-1])  # no "table" key: Memoria's reader skips the line
+    assert list(trailer) == ["trailer"] and {t["name"]: t["row_count"] for t in trailer["trailer"]["tables"]} == {
+        t["name"]: t["row_count"] for t in meta["tables"]}
+    for line in lines[1:-1]:  # Memoria's reader (compat §3.1): one object per line with table + data
         obj = orjson.loads(line)
         assert set(obj) == {"table", "data"} and isinstance(obj["data"], dict)
         assert list(obj["data"]) == list(TABLES[obj["table"]].column_names)  # model column order

@@ -80,9 +80,9 @@ def test_encoders_write_what_json_loads_reads() -> None:
             ("c", None, datetime(2024, 1, 2))]
     enc = JSONEncoder()
     text = (enc.header({"format": "json"}) + enc.begin_table(layout, 0) + enc.rows(layout, rows[:1], True)
-            + enc.rows(layout, rows[1:], False) + enc.end_table(layout) + enc.footer())
+            + enc.rows(layout, rows[1:], False) + enc.end_table(layout) + enc.footer({"tables": []}))
     doc = json.loads(text)
-    assert list(doc) == ["metadata", "data"]
+    assert list(doc) == ["metadata", "data", "trailer"] and doc["trailer"] == {"tables": []}
     assert doc["data"]["agents"] == [
         {"agent_id": "a", "metadata": {"k": [1, "ü"]}, "created_at": "2024-01-02T03:04:05.000006"},
         {"agent_id": "b", "metadata": None, "created_at": "2024-01-02T00:00:00", "$json_null": ["metadata"]},
