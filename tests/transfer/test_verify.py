@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memoria_stream.cli.copy import verify_after_import
+from memoria_stream.cli.options import verify_after_import
 from memoria_stream.drivers import connect
 from memoria_stream.transfer.files import export_data, import_data
 from memoria_stream.errors import InputError, VerificationError
