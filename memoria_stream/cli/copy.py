@@ -1,4 +1,4 @@
-"""``copy SOURCE_URL TARGET_URL``, ``verify A B`` and ``verify FILE``, plus the ``--verify`` helpers for ``import-data``."""
+"""``copy SOURCE_URL TARGET_URL`` (also ``--sync``), ``verify A B`` and ``verify FILE``."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from typing import Any
 
 import orjson
 
-from memoria_stream.errors import InputError
-
-
 from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, check_resume_args,
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
+from memoria_stream.errors import InputError
 from memoria_stream.transfer.completeness import FileReport, verify_file
 from memoria_stream.transfer.copy import copy_database
+from memoria_stream.transfer.sync import sync_database
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import copy_per_table
 from memoria_stream.drivers.urls import mask_url
@@ -37,6 +36,11 @@ def add_commands(subparsers: Any) -> None:
     copy.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
                       help="stream up to N tables at once on separate connections (default 1)")
     copy.add_argument("--verify", action="store_true", help="verify the target against the source afterwards")
+    copy.add_argument("--sync", action="store_true",
+                      help="write only the difference: insert, update and delete the rows whose primary key or "
+                           "digest differs (one target transaction); tables missing on the target are created")
+    copy.add_argument("--dry-run", action="store_true",
+                      help="with --sync: report what would be inserted, updated and deleted; write nothing")
     add_resume_flags(copy)
     add_allow_lossy(copy)
     copy.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
@@ -66,6 +70,8 @@ def _add_tables(parser: argparse.ArgumentParser) -> None:
 
 async def run_copy(args: argparse.Namespace) -> int:
     check_resume_args(args)
+    if args.sync or args.dry_run:
+        return await _run_sync(args)
     progress = progress_for(args)
     async with progress:
         on_batch = progress.on_batch if progress.active else None
@@ -81,6 +87,37 @@ async def run_copy(args: argparse.Namespace) -> int:
                              f"{skipped_note(report, args)} from {mask_url(args.source)} to {mask_url(args.target)}")
     if args.verify:
         await verify_and_print(args.source, args.target, moved_tables(report, args), args)
+    return 0
+
+
+def _check_sync_args(args: argparse.Namespace) -> None:
+    """Refuse flags that mean something else than a sync, before anything is read."""
+    if not args.sync:
+        raise InputError("--dry-run needs --sync (a full copy has nothing to preview)")
+    clashing = [flag for flag, used in (("--no-truncate", args.no_truncate), ("--jobs", args.jobs > 1),
+                                        ("--commit-per-table", args.commit_per_table)) if used]
+    if clashing:
+        raise InputError(f"--sync writes the difference in one transaction; it cannot be combined with "
+                         f"{', '.join(clashing)}")
+
+
+async def _run_sync(args: argparse.Namespace) -> int:
+    _check_sync_args(args)
+    progress = progress_for(args)
+    async with progress:
+        report = await sync_database(args.source, args.target, tables=args.tables, dry_run=args.dry_run,
+                                     on_batch=progress.on_batch if progress.active else None,
+                                     on_counts=progress.on_counts, allow_lossy=args.allow_lossy)
+    if not args.quiet:  # on stderr, like copy's summary: stdout carries only data
+        if args.log_format == "json":
+            print(orjson.dumps({"event": "summary", "headline": report.headline(), **report.as_dict()}).decode(),
+                  file=sys.stderr, flush=True)
+        else:
+            print(report.render(), file=sys.stderr, flush=True)
+            for warning in report.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+    if args.verify and not args.dry_run:
+        await verify_and_print(args.source, args.target, list(report.tables), args)
     return 0
 
 

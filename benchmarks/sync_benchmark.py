@@ -1,0 +1,113 @@
+"""``copy --sync`` versus a full ``copy``: SQLite source (benchmarks/generate.py) -> PostgreSQL.
+
+For each share of changed rows (0 %, 1 %, 10 %): a fresh PostgreSQL target gets a full ``copy`` of the
+generated source (timed), then a copy of the source file is changed — half of the share updated (a
+text column edited), a quarter deleted and a quarter inserted (in tables no other table references
+and, for inserts, with no unique key besides the primary key) — and ``copy --sync`` brings the target
+up to date (timed). Each run is a child process: wall time and its peak RSS.
+
+Run: .venv/bin/python benchmarks/sync_benchmark.py [ROWS ...]   (default 100000; needs the PostgreSQL test server)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import generate  # noqa: E402
+from harness import Measurement, Scratch, measure, memoria_stream  # noqa: E402
+
+from memoria_stream.model.catalog import TABLES, Table  # noqa: E402
+from memoria_stream.model.types import ColumnType  # noqa: E402
+
+SHARES = (0.0, 0.01, 0.10)
+
+
+def _referenced(name: str) -> bool:
+    return any(name in t.parents for t in TABLES.values())
+
+
+def _editable_text(table: Table) -> str | None:
+    """A free text column (no length bound, no key, no FK) an edit can lengthen on any backend."""
+    keyed = {c for fk in table.foreign_keys for c in fk.columns}
+    keyed |= {c for u in table.unique_constraints for c in u.columns}
+    keyed |= {c for ix in table.indexes if ix.unique for c in ix.columns}
+    return next((c.name for c in table.columns if c.type is ColumnType.TEXT and c.length is None
+                 and not c.primary_key and c.name not in keyed), None)
+
+
+def change(path: Path, share: float) -> None:
+    """Change about ``share`` of the rows of every table (see the module docstring)."""
+    if not share:
+        return
+    every = max(4, round(4 / share))  # rowid % every picks 4 rows in ``every``: 2 updated, 1 deleted, 1 copied
+    with sqlite3.connect(path) as db:
+        for table in TABLES.values():
+            text = _editable_text(table)
+            if text:
+                db.execute(f'UPDATE "{table.name}" SET "{text}" = coalesce("{text}", \'\') || \' (edited)\' '
+                           f"WHERE rowid % {every} IN (1, 2)")
+            if _referenced(table.name):
+                continue
+            db.execute(f'DELETE FROM "{table.name}" WHERE rowid % {every} = 3')
+            if table.unique_constraints or any(ix.unique for ix in table.indexes):
+                continue
+            key = table.primary_key[0]
+            new_key = f'"{key}" + 100000000' if table.column(key).type is ColumnType.INTEGER \
+                else f'"{key}" || \'-new\''  # type: ignore[union-attr]
+            columns = ", ".join(f'"{c}"' for c in table.column_names)
+            values = ", ".join(new_key if c == key else f'"{c}"' for c in table.column_names)
+            db.execute(f'INSERT INTO "{table.name}" ({columns}) SELECT {values} FROM "{table.name}" '
+                       f"WHERE rowid % {every} = 0")
+
+
+def _changed(m: Measurement) -> int | None:
+    for line in m.stderr_tail.splitlines()[::-1]:
+        if line.startswith("{") and '"changed"' in line:
+            return int(json.loads(line)["changed"])
+    return None
+
+
+def run(rows: int, workdir: Path) -> list[str]:
+    base = workdir / f"source-{rows}.db"
+    generate(base, rows)
+    scratch = Scratch(workdir)
+    lines = []
+    for share in SHARES:
+        source = workdir / f"source-{rows}-{share}.db"
+        shutil.copy(base, source)
+        target = scratch.create("postgresql", schema=False)
+        try:
+            full = measure(memoria_stream("copy", f"sqlite:///{base}", target, "--quiet"))
+            assert full.returncode == 0, full.stderr_tail
+            change(source, share)
+            synced = measure(memoria_stream("copy", f"sqlite:///{source}", target, "--sync", "--log-format", "json"))
+            assert synced.returncode == 0, synced.stderr_tail
+            checked = measure(memoria_stream("verify", f"sqlite:///{source}", target, "--quiet"))  # not timed
+            assert checked.returncode == 0, checked.stderr_tail
+        finally:
+            scratch.drop(target)
+            source.unlink()
+        lines.append(f"{rows:>8} rows  {share:>4.0%} changed ({_changed(synced)} rows): full copy {full.seconds:6.2f} s "
+                     f"/ {full.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB"
+                     f"   sync/full {synced.seconds / full.seconds:4.2f}")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    sizes = [int(a) for a in argv] or [100_000]
+    with tempfile.TemporaryDirectory(prefix="memoria-sync-bench-") as folder:
+        for rows in sizes:
+            run(rows, Path(folder))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,405 @@
+"""``copy --sync``: bring a target up to date with a source by moving only the rows that differ.
+
+Both sides are read once as primary keys and row digests (the canonical digests ``verify`` uses),
+spooled to two private temporary SQLite files, so memory stays flat whatever the table sizes. A
+join there classifies each key as inserted, updated or deleted. Then, in one target transaction:
+deleted and updated keys are removed (children first), inserted and updated rows are re-read from
+the source by key inside the same snapshot the digests came from and written (parents first),
+sequences are moved past the ids, and the foreign keys of the end state are checked before COMMIT.
+An update is a delete plus an insert of the key: the same on every backend, no upsert dialect.
+
+Reading keys and digests is the floor of the cost; everything beyond grows with the difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+
+import anyio
+import orjson
+
+from memoria_stream.drivers import connect
+from memoria_stream.drivers.base import Connection, LiveColumn, approximate_bytes, shielded
+from memoria_stream.drivers.snapshots import open_snapshots
+from memoria_stream.drivers.urls import mask_url
+from memoria_stream.errors import InputError, IntegrityFailure, InternalError
+from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
+from memoria_stream.model.types import Row
+from memoria_stream.private import create_private_file
+from memoria_stream.transfer.digests import MODULUS, DigestStore, key_text, row_digest
+from memoria_stream.transfer.export import OnBatch, resolve_tables
+from memoria_stream.transfer.load import OnCounts, check_foreign_keys
+from memoria_stream.transfer.pipeline import run_stages
+from memoria_stream.transfer.plans import ExportPlan, ImportPlan, export_plan
+from memoria_stream.transfer.reports import RunReport
+from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tables
+
+SCAN_ROWS = 5000
+KEYS_PER_BATCH = 500  # keys per ``IN (…)``: under every backend's bind-parameter limit
+INSERT, UPDATE, DELETE = "insert", "update", "delete"
+Live = dict[str, list[LiveColumn]]
+
+
+# --- report -------------------------------------------------------------------------------------
+
+@dataclass
+class TableSync:
+    """What ``--sync`` found (and, unless a dry run, did) for one table."""
+
+    name: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "inserted": self.inserted, "updated": self.updated,
+                "deleted": self.deleted, "unchanged": self.unchanged}
+
+
+@dataclass
+class SyncReport:
+    """The outcome of ``copy --sync``: per table, in catalogue order."""
+
+    source: str
+    target: str
+    dry_run: bool = False
+    tables: dict[str, TableSync] = field(default_factory=dict)
+    created_tables: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> int:
+        return sum(t.changed for t in self.tables.values())
+
+    def table(self, name: str) -> TableSync:
+        return self.tables.setdefault(name, TableSync(name))
+
+    def headline(self) -> str:
+        if not self.changed and not self.created_tables:
+            return (f"Nothing changed: {mask_url(self.target)} already equals {mask_url(self.source)} "
+                    f"({len(self.tables)} tables compared); nothing was written")
+        verb = "Would change" if self.dry_run else "Changed"
+        tail = " (dry run: nothing was written)" if self.dry_run else ""
+        return f"{verb} {self.changed} rows across {sum(1 for t in self.tables.values() if t.changed)} tables{tail}"
+
+    def render(self) -> str:
+        width = max([len(n) for n in self.tables] + [5])
+        lines = [f"{'table':<{width}}  {'inserted':>9}  {'updated':>9}  {'deleted':>9}  {'unchanged':>10}"]
+        lines += [f"{t.name:<{width}}  {t.inserted:>9}  {t.updated:>9}  {t.deleted:>9}  {t.unchanged:>10}"
+                  for t in self.tables.values()]
+        if self.created_tables:
+            lines.append(f"{'created' if not self.dry_run else 'would create'}: {', '.join(self.created_tables)}")
+        return "\n".join([*lines, self.headline()])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"operation": "sync", "source": mask_url(self.source), "target": mask_url(self.target),
+                "dry_run": self.dry_run, "changed": self.changed, "seconds": round(self.seconds, 4),
+                "tables": [t.as_dict() for t in self.tables.values()], "created_tables": self.created_tables,
+                "warnings": self.warnings}
+
+
+# --- the spool: keys and digests of both sides, on disk -----------------------------------------
+
+@dataclass
+class _Side:
+    """Row counts and checksums of one side, per table (the per-row digests wait in ``store``)."""
+
+    store: DigestStore
+    rows: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, int] = field(default_factory=dict)
+
+    def same_as(self, other: _Side, name: str) -> bool:
+        return (self.rows.get(name, 0) == other.rows.get(name, 0)
+                and self.sums.get(name, 0) == other.sums.get(name, 0))
+
+
+def _private_store(path: Path) -> DigestStore:
+    os.close(create_private_file(path))  # 0600 before SQLite writes a byte into it
+    return DigestStore(path)
+
+
+@contextlib.asynccontextmanager
+async def _spool() -> AsyncIterator[tuple[_Side, _Side]]:
+    # mkdtemp makes the folder 0700; the two files are 0600 besides.
+    with tempfile.TemporaryDirectory(prefix="memoria-sync-") as folder:
+        source, target = _private_store(Path(folder) / "source.db"), _private_store(Path(folder) / "target.db")
+        try:
+            yield _Side(source), _Side(target)
+        finally:
+            source.close()
+            target.close()
+
+
+async def _scan(conn: Connection, names: Iterable[str], side: _Side) -> None:
+    """Keys and digests of every row of ``names`` into ``side`` (canonical values, as ``verify``)."""
+    for name in names:
+        plan = export_plan(name, await conn.columns(name), conn.capabilities)
+        columns = plan.layout.columns
+        key_at = _key_positions(name, columns)
+        side.rows.setdefault(name, 0)
+        total = side.sums.get(name, 0)
+        async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
+            items = [(key_text(key_at, row), row_digest(columns, row)) for row in plan.decode(raw)]
+            side.rows[name] += len(items)
+            total += sum(int.from_bytes(h, "big") for _, h in items)
+            await side.store.add(name, items)
+        side.sums[name] = total % MODULUS
+
+
+def _key_positions(name: str, columns: Sequence[str]) -> list[int]:
+    table = get_table(name)
+    if table is None or len(table.primary_key) != 1 or table.primary_key[0] not in columns:
+        raise InternalError(f"{name}: --sync needs the table's one primary key column")
+    return [columns.index(table.primary_key[0])]
+
+
+class _Changes:
+    """The keys that differ, classified by a join of the two spools (in the source spool's file)."""
+
+    def __init__(self, source: DigestStore, target: DigestStore) -> None:
+        self._db = sqlite3.connect(source.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("ATTACH DATABASE ? AS other", (str(target.path),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    async def classify(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per table, how many keys are inserted, updated and deleted."""
+        return await anyio.to_thread.run_sync(self._classify, list(names))
+
+    def _classify(self, names: list[str]) -> dict[str, dict[str, int]]:
+        db = self._db
+        db.execute("CREATE TABLE change (tbl TEXT NOT NULL, k TEXT NOT NULL, kind TEXT NOT NULL)")
+        if names:
+            for schema in ("main", "other"):
+                db.execute(f"CREATE INDEX {schema}.d_key ON d (tbl, k)")
+        for name in names:  # tables whose count and checksum already match are not even joined
+            db.execute("INSERT INTO change SELECT x.tbl, x.k, ?2 FROM main.d x WHERE x.tbl = ?1 AND NOT EXISTS "
+                       "(SELECT 1 FROM other.d y WHERE y.tbl = ?1 AND y.k = x.k)", (name, INSERT))
+            db.execute("INSERT INTO change SELECT x.tbl, x.k, ?2 FROM main.d x JOIN other.d y "
+                       "ON y.tbl = ?1 AND y.k = x.k WHERE x.tbl = ?1 AND x.h <> y.h", (name, UPDATE))
+            db.execute("INSERT INTO change SELECT y.tbl, y.k, ?2 FROM other.d y WHERE y.tbl = ?1 AND NOT EXISTS "
+                       "(SELECT 1 FROM main.d x WHERE x.tbl = ?1 AND x.k = y.k)", (name, DELETE))
+        db.execute("CREATE INDEX change_kind ON change (tbl, kind)")
+        counts: dict[str, dict[str, int]] = {}
+        for tbl, kind, count in db.execute("SELECT tbl, kind, count(*) FROM change GROUP BY tbl, kind"):
+            counts.setdefault(tbl, {})[kind] = count
+        return counts
+
+    async def keys(self, name: str, kinds: Sequence[str]) -> AsyncIterator[list[Any]]:
+        """The primary key values of ``name`` whose change is one of ``kinds``, a batch at a time."""
+        for kind in kinds:
+            after = 0
+            while page := await anyio.to_thread.run_sync(self._page, name, kind, after):
+                after = page[-1][0]
+                yield [_untagged(text) for _, text in page]
+
+    def _page(self, name: str, kind: str, after: int) -> list[tuple[int, str]]:
+        return self._db.execute("SELECT rowid, k FROM change WHERE tbl = ? AND kind = ? AND rowid > ? "
+                                "ORDER BY rowid LIMIT ?", (name, kind, after, KEYS_PER_BATCH)).fetchall()
+
+
+def _untagged(text: str) -> Any:
+    """The key value a ``key_text`` holds (``digests.tag`` keeps text and 64-bit ints as they are)."""
+    (value,) = orjson.loads(text)
+    if isinstance(value, dict):
+        if "i" in value:
+            return int(value["i"])
+        raise InternalError(f"--sync cannot use primary key {text}")
+    return value
+
+
+# --- the sync -----------------------------------------------------------------------------------
+
+async def sync_database(
+    source_url: str,
+    target_url: str,
+    *,
+    tables: Sequence[str] | None = None,
+    dry_run: bool = False,
+    on_batch: OnBatch | None = None,
+    on_counts: OnCounts | None = None,
+    allow_lossy: bool = False,
+) -> SyncReport:
+    """Make ``tables`` (default: every Memoria table in the source) of the target equal the source,
+    writing only the rows that differ. With ``dry_run`` nothing is written; the report says what would
+    be. A failure leaves the target as it was."""
+    started = time.perf_counter()
+    report = SyncReport(source_url, target_url, dry_run)
+    async with connect(target_url) as target, open_snapshots(source_url, 1, tables or EXPORT_ORDER) as readers:
+        job = _Sync(readers[0], target, report)
+        job.on_batch, job.on_counts, job.allow_lossy = on_batch, on_counts, allow_lossy
+        await job.run(tables)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Sync:
+    """One ``--sync``: the source snapshot, the target, and the report being filled."""
+
+    def __init__(self, source: Connection, target: Connection, report: SyncReport) -> None:
+        self.source, self.target, self.report = source, target, report
+        self.on_batch: OnBatch | None = None
+        self.on_counts: OnCounts | None = None
+        self.allow_lossy = False
+        self.names: list[str] = []
+
+    async def run(self, tables: Sequence[str] | None) -> None:
+        run = RunReport("sync")
+        self.names = await resolve_tables(self.source, tables, run)
+        self.report.warnings = run.warnings
+        present = set(await self.target.table_names())
+        missing = [n for n in self.names if n not in present]
+        if self.report.dry_run:
+            self.report.created_tables = missing
+            async with self.target.snapshot():
+                await self._compare(missing, write=False)
+            return
+        await self._write_atomically(missing)
+
+    async def _write_atomically(self, missing: list[str]) -> None:
+        # As in the load path: where DDL is transactional, missing tables are created inside the
+        # transaction; MySQL commits DDL implicitly, so there they come first and go again on failure.
+        inside = self.target.capabilities.transactional_ddl
+        created = [] if inside else (await ensure_tables(self.target, missing)).created
+        try:
+            async with self.target.transaction(foreign_keys=False):
+                if inside:
+                    created = (await ensure_tables(self.target, missing, own_transaction=False)).created
+                await self._compare(created, write=True)
+        except BaseException:
+            if created and not inside:
+                with contextlib.suppress(Exception):  # never hide the error that got us here
+                    await shielded(drop_tables(self.target, created))
+            raise
+        self.report.created_tables = created
+
+    async def _compare(self, absent: list[str], *, write: bool) -> None:
+        """Spool both sides, classify the keys, and (``write``) apply the difference."""
+        on_target = [n for n in self.names if n not in absent or write]
+        async with _spool() as (source, target):
+            await run_stages(lambda: _scan(self.source, self.names, source),
+                             lambda: _scan(self.target, on_target, target))
+            differing = [n for n in self.names if not source.same_as(target, n)]
+            changes = _Changes(source.store, target.store)
+            try:
+                counts = await changes.classify(differing)
+                self._count(source, counts)
+                if write and differing:
+                    await _Writer(self, changes).apply([n for n in differing if self.report.tables[n].changed])
+            finally:
+                changes.close()
+
+    def _count(self, source: _Side, counts: dict[str, dict[str, int]]) -> None:
+        for name in self.names:
+            kinds = counts.get(name, {})
+            entry = self.report.table(name)
+            entry.inserted, entry.updated, entry.deleted = (kinds.get(k, 0) for k in (INSERT, UPDATE, DELETE))
+            entry.unchanged = source.rows.get(name, 0) - entry.inserted - entry.updated
+        if self.on_counts:
+            self.on_counts({n: t.inserted + t.updated for n, t in self.report.tables.items() if t.changed})
+
+
+class _Writer:
+    """Applies the classified changes inside the target transaction the caller holds."""
+
+    def __init__(self, job: _Sync, changes: _Changes) -> None:
+        self.job, self.changes = job, changes
+        self.source, self.target = job.source, job.target
+
+    async def apply(self, names: list[str]) -> None:
+        live = await live_tables(self.target)
+        self._refuse_cascades(names)
+        for name in delete_order(names):
+            await self._delete(name)
+        plans = {name: ImportPlan(name, live[name], self.target.capabilities, self.job.report.warnings.append)
+                 for name in names}
+        for name in insert_order(names):
+            await self._insert(name, plans[name])
+        self._settle_losses(plans)
+        await check_foreign_keys(self.target, names, live)
+
+    def _refuse_cascades(self, names: list[str]) -> None:
+        """Where FK checks could only be deferred (not switched off), removing a parent row —
+        even to write it back changed — would cascade into its children: refuse, change nothing."""
+        if not self.target.deferred_foreign_keys:
+            return
+        report = self.job.report.tables
+        parents = [n for n in names if report[n].updated + report[n].deleted and _has_children(n)]
+        if parents:
+            raise IntegrityFailure(
+                f"--sync would update or delete rows of {', '.join(parents)}, and this PostgreSQL user may not "
+                "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so the deletes "
+                "would cascade into their children; nothing was changed")
+
+    async def _delete(self, name: str) -> None:
+        key = _primary_key(name)
+        q, caps = self.target.capabilities.quote, self.target.capabilities
+        async for keys in self.changes.keys(name, (DELETE, UPDATE)):
+            await self.target.execute(f"DELETE FROM {q(name)} WHERE {q(key)} IN ({caps.placeholders(len(keys))})",
+                                      *_encoded_keys(self.target, name, keys))
+
+    async def _insert(self, name: str, plan: ImportPlan) -> None:
+        source_plan = export_plan(name, await self.source.columns(name), self.source.capabilities)
+        async for keys in self.changes.keys(name, (INSERT, UPDATE)):
+            rows = await _rows_by_key(self.source, source_plan, keys)
+            if len(rows) != len(keys):
+                raise InternalError(f"{name}: {len(keys)} keys read from the source snapshot found {len(rows)} "
+                                    "rows inside the same snapshot; nothing was changed")
+            await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
+            if self.job.on_batch:
+                self.job.on_batch(name, len(rows), approximate_bytes(rows))
+        if plan.autoincrement:
+            await self.target.reset_sequence(name, plan.autoincrement)
+
+    def _settle_losses(self, plans: dict[str, ImportPlan]) -> None:
+        """As ``copy``: refuse values a target column would store changed, unless ``allow_lossy``."""
+        lost = [(name, loss) for name, plan in plans.items() for loss in plan.losses if loss.count]
+        for name, loss in lost:
+            if not self.job.allow_lossy:
+                raise InputError(f"the target column ({loss.target_type}) would store {loss.describe()} changed; "
+                                 "nothing was changed. Widen the columns or pass --allow-lossy",
+                                 table=name, column=loss.column)
+            self.job.report.warnings.append(f"{name}.{loss.column} ({loss.target_type}): stored "
+                                            f"{loss.describe()} changed (--allow-lossy)")
+
+
+async def _rows_by_key(conn: Connection, plan: ExportPlan, keys: list[Any]) -> list[Row]:
+    """The rows of ``keys``, canonical, read on ``conn`` (inside its snapshot)."""
+    name = plan.layout.name
+    q, caps = conn.capabilities.quote, conn.capabilities
+    columns = ", ".join(q(c) for c in plan.layout.columns)
+    raw = await conn.fetch(f"SELECT {columns} FROM {q(name)} WHERE {q(_primary_key(name))} "
+                           f"IN ({caps.placeholders(len(keys))})", *_encoded_keys(conn, name, keys))
+    return plan.decode(raw)
+
+
+def _encoded_keys(conn: Connection, name: str, keys: list[Any]) -> list[Any]:
+    """Key values as ``conn``'s driver takes them (no backend encodes text or integer keys today)."""
+    table = get_table(name)
+    column = table.column(_primary_key(name)) if table else None
+    encode: Callable[[Any], Any] | None = conn.capabilities.encoders.get(column.type) if column else None
+    return [encode(k) for k in keys] if encode else keys
+
+
+def _primary_key(name: str) -> str:
+    table = get_table(name)
+    assert table is not None and len(table.primary_key) == 1
+    return table.primary_key[0]
+
+
+def _has_children(name: str) -> bool:
+    return any(name in table.parents for table in TABLES.values())
