@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from memoria_stream.backup.files import database_identity
 from memoria_stream.transfer.digests import MODULUS, row_digest
 from memoria_stream.drivers.base import Connection
 from memoria_stream.transfer.plans import export_plan
@@ -47,7 +46,7 @@ def source_database_identity(source_url: str) -> str:
     ``sqlite:///memoria.db`` run from another folder (another file) is another move; plus the
     PostgreSQL schema that is read."""
     url = parse_url(source_url)
-    return f"{database_identity(url)}\nschema={url.query.get('schema', '')}"
+    return f"{url.identity()}\nschema={url.query.get('schema', '')}"
 
 
 def file_identity(path: Path) -> str:
