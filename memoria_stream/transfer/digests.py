@@ -18,7 +18,7 @@ import hashlib
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Iterable, Sequence
 
 import anyio
 import orjson
@@ -62,6 +62,11 @@ def _fold_zero(value: Any) -> Any:
 def row_digest(columns: Sequence[str], row: Row) -> bytes:
     obj = {c: tag(v) for c, v in zip(columns, row)}
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def add_digests(checksum: int, digests: Iterable[bytes]) -> int:
+    """A table checksum with more row digests added: the sum of all its row digests modulo 2**256."""
+    return (checksum + sum(int.from_bytes(d, "big") for d in digests)) % MODULUS
 
 
 def key_text(key_positions: Sequence[int], row: Row) -> str:

@@ -208,8 +208,8 @@ class _Loader:
         q = self.conn.capabilities.quote
         if hit and await self.conn.fetch(f"SELECT 1 FROM {q(parent)} LIMIT 1"):
             raise IntegrityFailure(
-                f"table {parent}: the input lists {', '.join(hit)} before it, and this PostgreSQL user may not "
-                "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so emptying "
+                f"table {parent}: the input lists {', '.join(hit)} before it, and "
+                f"{self.conn.capabilities.deferred_foreign_keys_reason}, so emptying "
                 f"{parent} would cascade into rows just loaded; nothing was changed. Import a file written "
                 "by memoria-stream (parents first) or use copy")
 
