@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterator
 
@@ -83,7 +82,7 @@ class ImportGate:
     """One import at a time per database: a second one is refused, not queued."""
 
     def __init__(self) -> None:
-        self._busy: set[tuple[object, ...]] = set()
+        self._busy: set[str] = set()
 
     @contextlib.contextmanager
     def claim(self, url: str) -> Iterator[None]:
@@ -97,9 +96,6 @@ class ImportGate:
             self._busy.discard(key)
 
 
-def _identity(url: str) -> tuple[object, ...]:
+def _identity(url: str) -> str:
     """Two spellings of one database (``postgres://`` vs ``postgresql+asyncpg://``) share a gate."""
-    parsed = parse_url(url)
-    if parsed.backend == "sqlite":
-        return ("sqlite", os.path.realpath(parsed.database) if parsed.database else None)
-    return (parsed.backend, parsed.host, parsed.port, parsed.database)
+    return parse_url(url).identity()

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 
 from memoria_stream.transfer.files import import_data
 from memoria_stream.errors import InputError
-from memoria_stream.codecs.streams import CHUNK, Source, format_from_name
+from memoria_stream.codecs.streams import CHUNK, Source, format_from_name, prepend
 from memoria_stream.api.inputs import (accept_altered_param, allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
                      tables_param, truncate_param)
 from memoria_stream.api.responses import failure, log, ok
@@ -168,7 +168,7 @@ async def _raw_job(request: Request) -> ImportJob:
             break
     if not size:
         raise InputError(f"{NO_DATASET}: the request body is empty")
-    return _query_job(request, _prepend(b"".join(first), stream), "request body")
+    return _query_job(request, prepend(b"".join(first), stream), "request body")
 
 
 def _query_job(request: Request, source: Source, label: str) -> ImportJob:
@@ -177,8 +177,3 @@ def _query_job(request: Request, source: Source, label: str) -> ImportJob:
                      tables=query_tables(request), truncate=truncate_param(query.get("truncate")),
                      accept_altered=accept_altered_param(query.get("accept_altered")))
 
-
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for chunk in rest:
-        yield chunk

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import anyio
 from starlette.requests import Request
@@ -22,7 +21,7 @@ async def health(request: Request) -> JSONResponse:
     """The bound database (password masked) and whether it answers; 503 when it does not."""
     binding: Binding = request.app.state.binder.current
     database: dict[str, object] = {"url": binding.masked, "backend": parse_url(binding.url).backend}
-    if _missing_sqlite_file(binding.url):
+    if _missing_file(binding.url):
         # Not an error: the first import creates it. Opening it here would create it as a side effect.
         database.update(reachable=True, exists=False)
     else:
@@ -81,6 +80,5 @@ async def answers(url: str) -> bool:
     return False
 
 
-def _missing_sqlite_file(url: str) -> bool:
-    parsed = parse_url(url)
-    return parsed.backend == "sqlite" and not parsed.is_memory and not Path(str(parsed.database)).exists()
+def _missing_file(url: str) -> bool:
+    return parse_url(url).file_missing

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from memoria_stream.backup import files as backup_files
 from memoria_stream.backup.files import BackupFile, list_backups
 from memoria_stream.errors import InputError
 from memoria_stream.private import make_private_dirs
+from memoria_stream.drivers import backup_tools
 from memoria_stream.drivers.urls import DatabaseURL, parse_url
 
 __all__ = ["BackupFile", "create_backup", "list_backups", "restore_backup"]
@@ -39,7 +39,7 @@ async def create_backup(
     directory = backup_files.backup_dir(backup_dir)
     make_private_dirs(directory)
     destination = backup_files.new_backup_path(directory, parsed, kind)
-    await _module(parsed).backup(parsed, destination)
+    await backup_tools(parsed).backup(parsed, destination)
     if keep is not None:
         backup_files.prune(directory, parsed, keep, kind)
     return destination
@@ -59,19 +59,10 @@ async def restore_backup(url: str | DatabaseURL, backup_file: str | os.PathLike[
     if belongs_to != parsed.backend:
         expected = backup_files.EXTENSIONS[parsed.backend]
         raise InputError(f"{path.name} is not a {parsed.backend} backup (expected a .{expected} file)")
-    await _module(parsed).restore(parsed, path)
+    await backup_tools(parsed).restore(parsed, path)
 
 
 def _parsed(url: str | DatabaseURL) -> DatabaseURL:
     return parse_url(url) if isinstance(url, str) else url
 
 
-def _module(url: DatabaseURL) -> Any:
-    # Imported here so that using one backend never needs the other's code paths.
-    if url.backend == "sqlite":
-        from memoria_stream.drivers import sqlite_backup as backup_sqlite
-
-        return backup_sqlite
-    from memoria_stream.drivers import native_backup as backup_native
-
-    return backup_native

@@ -18,19 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from memoria_stream.drivers.backends import BACKENDS, backend_for_extension
 from memoria_stream.drivers.urls import DatabaseURL
 
 DEFAULT_DIR = Path("backups")
 KINDS = ("backup", "guard")
 # One format per backend; the extension says which restore path a file takes.
-EXTENSIONS = {"sqlite": "sqlite3", "postgresql": "dump", "mysql": "sql"}
+EXTENSIONS = {b.name: b.backup_extension for b in BACKENDS.values()}
 
 # Labels never hold '_' (see label_for); names from before identities were added have none.
 _NAME = re.compile(
     r"^(?P<kind>backup|guard)_(?P<label>[^_]+)(?:_(?P<identity>[0-9a-f]{8}))?"
-    r"_(?P<stamp>\d{8}T\d{6}\.\d{6}Z)_(?P<rand>[0-9a-f]{6})\.(?P<ext>sqlite3|dump|sql)$"
+    r"_(?P<stamp>\d{8}T\d{6}\.\d{6}Z)_(?P<rand>[0-9a-f]{6})\.(?P<ext>"
+    + "|".join(map(re.escape, EXTENSIONS.values())) + ")$"
 )
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,13 @@ def backup_dir(path: str | os.PathLike[str] | None) -> Path:
 
 def label_for(url: DatabaseURL) -> str:
     """A file-name-safe name for the database: the SQLite file stem or the server database name."""
-    name = Path(url.database).stem if url.backend == "sqlite" and url.database else (url.database or "db")
+    name = url.name or "db"
     return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or "db"
 
 
-def database_identity(url: DatabaseURL) -> str:
-    """Which database ``url`` reaches: backend, host, port and database name, or for SQLite the
-    resolved absolute path (the same file reached from another folder is the same database).
-    The user is left out: another login to the same database is still the same database."""
-    if url.is_memory:
-        parts = [url.backend, ":memory:"]
-    elif url.backend == "sqlite":
-        parts = [url.backend, str(Path(str(url.database)).resolve())]
-    else:
-        host = url.host or url.query.get("host") or "localhost"
-        port = url.port or _DEFAULT_PORTS.get(url.backend, 0)
-        parts = [url.backend, host.lower(), str(port), str(url.database)]
-    return "\n".join(parts)
-
-
 def identity_of(url: DatabaseURL) -> str:
-    """Eight hex digits of ``database_identity``: short enough for a file name."""
-    return hashlib.sha256(database_identity(url).encode()).hexdigest()[:8]
+    """Eight hex digits of ``url.identity()``: short enough for a file name."""
+    return hashlib.sha256(url.identity().encode()).hexdigest()[:8]
 
 
 def new_backup_path(directory: Path, url: DatabaseURL, kind: str = "backup") -> Path:
@@ -87,8 +73,8 @@ def new_backup_path(directory: Path, url: DatabaseURL, kind: str = "backup") -> 
 
 def backend_of(path: Path) -> str | None:
     """The backend a backup file belongs to, judged by its extension."""
-    ext = path.suffix.lstrip(".")
-    return next((backend for backend, e in EXTENSIONS.items() if e == ext), None)
+    backend = backend_for_extension(path.suffix.lstrip("."))
+    return backend.name if backend else None
 
 
 def list_backups(directory: Path, url: DatabaseURL | None = None) -> list[BackupFile]:

@@ -6,8 +6,8 @@ again. A count that differs in a table not in ``ignore_tables``, a table that ap
 or (with ``check_size``) a different size is a mismatch, and a mismatch restores the backup unless
 ``auto_restore_on_mismatch=False``.
 
-The size is the space the data *uses*, chosen so that neither the guard's own work nor harmless
-background activity moves it: SQLite ``(page_count - freelist_count) * page_size`` (pages freed by a
+The size is the space the data *uses* (``Connection.database_size``), chosen so that neither the
+guard's own work nor harmless background activity moves it: SQLite ``(page_count - freelist_count) * page_size`` (pages freed by a
 delete do not count; the backup API only reads the source); PostgreSQL the main fork of every user
 table, index, sequence and their TOAST tables (not the free-space and visibility maps autovacuum
 creates, not the catalogues' statistics); MySQL/MariaDB the InnoDB tablespace files of the database
@@ -28,7 +28,8 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 
 from memoria_stream.backup.actions import create_backup, restore_backup
-from memoria_stream.drivers import Connection, connect
+from memoria_stream.drivers import connect
+from memoria_stream.drivers.base import count_rows
 from memoria_stream.errors import DatabaseError
 from memoria_stream.drivers.urls import DatabaseURL, parse_url
 
@@ -153,62 +154,26 @@ def _note(exc: BaseException, text: str) -> None:
 
 
 async def _drop_new_tables(url: DatabaseURL, names: AbstractSet[str]) -> None:
-    # A dump replaces what it holds; tables created during the block are not in it. (SQLite's restore
-    # replaces the whole file, so there they are gone already.)
-    if not names or url.backend == "sqlite":
+    # A dump replaces what it holds; tables created during the block are not in it. (A file
+    # database's restore replaces the whole file, so there they are gone already.)
+    if not names or url.is_file:
         return
     async with connect(url) as conn:
-        q = conn.capabilities.quote
-        if url.backend == "mysql":
-            async with conn.transaction(foreign_keys=False):
-                for name in sorted(names):
-                    await conn.execute(f"DROP TABLE IF EXISTS {q(name)}")
-            return
-        for name in sorted(names):
-            await conn.execute(f"DROP TABLE IF EXISTS {q(name)} CASCADE")
+        q, suffix = conn.capabilities.quote, conn.capabilities.drop_table_suffix
+        async with contextlib.AsyncExitStack() as stack:
+            if not suffix:  # no CASCADE: a table others reference goes with FK checks off
+                await stack.enter_async_context(conn.transaction(foreign_keys=False))
+            for name in sorted(names):
+                await conn.execute(f"DROP TABLE IF EXISTS {q(name)}{suffix}")
 
 
 # -- measuring ------------------------------------------------------------------------------------
 
-_SQLITE_SIZE = ("SELECT (page_count - freelist_count) * page_size "
-                "FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()")
-_PG_SIZE = """
-WITH rel AS (
-  SELECT c.oid, nullif(c.reltoastrelid, 0) AS toast FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'i', 'm', 'S', 'p')
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%'
-    AND n.nspname NOT LIKE 'pg_toast_temp%')
-SELECT coalesce(sum(pg_relation_size(oid)), 0) + coalesce(sum(pg_relation_size(toast)), 0) FROM rel"""
-_MYSQL_FILES = ("SELECT coalesce(sum(file_size), 0) FROM information_schema.{view} "
-                "WHERE LEFT(name, CHAR_LENGTH(DATABASE()) + 1) = CONCAT(DATABASE(), '/')")
-_MYSQL_TABLES = ("SELECT coalesce(sum(data_length + index_length), 0) FROM information_schema.tables "
-                 "WHERE table_schema = DATABASE() {where}")
-
 
 async def _measure(url: DatabaseURL) -> tuple[Counts, int]:
     async with connect(url) as conn:
-        q = conn.capabilities.quote
-        counts: Counts = {}
-        for name in await conn.table_names():
-            counts[name] = int((await conn.fetch(f"SELECT COUNT(*) FROM {q(name)}"))[0][0])
-        return counts, await _size(conn)
-
-
-async def _size(conn: Connection) -> int:
-    dialect = conn.capabilities.dialect
-    if dialect == "sqlite":
-        return int((await conn.fetch(_SQLITE_SIZE))[0][0])
-    if dialect == "postgresql":
-        return int((await conn.fetch(_PG_SIZE))[0][0])
-    return await _mysql_size(conn)
-
-
-async def _mysql_size(conn: Connection) -> int:
-    others = int((await conn.fetch(_MYSQL_TABLES.format(where="AND engine <> 'InnoDB'")))[0][0])
-    for view in ("INNODB_SYS_TABLESPACES", "INNODB_TABLESPACES"):  # MariaDB, then MySQL 8
-        with contextlib.suppress(DatabaseError):
-            return int((await conn.fetch(_MYSQL_FILES.format(view=view)))[0][0]) + others
-    return int((await conn.fetch(_MYSQL_TABLES.format(where="")))[0][0])  # no PROCESS privilege
+        counts = {name: await count_rows(conn, name) for name in await conn.table_names()}
+        return counts, await conn.database_size()
 
 
 # -- for plain scripts ----------------------------------------------------------------------------

@@ -81,17 +81,13 @@ async def _gunzip_if_needed(stream: ByteStream, label: str) -> ByteStream:
         if more is None:
             break
         first += more
-    if not first.startswith(GZIP_MAGIC):
-        if first:
-            yield first
-        async for chunk in stream:
-            yield chunk
-        return
-    async for chunk in _gunzip(_prepend(first, stream), label):
+    stream = prepend(first, stream) if first else stream
+    async for chunk in (_gunzip(stream, label) if first.startswith(GZIP_MAGIC) else stream):
         yield chunk
 
 
-async def _prepend(first: bytes, stream: ByteStream) -> ByteStream:
+async def prepend(first: bytes, stream: AsyncIterator[bytes]) -> ByteStream:
+    """``first``, then the rest of ``stream``: puts back what was read ahead."""
     yield first
     async for chunk in stream:
         yield chunk
@@ -135,7 +131,7 @@ async def sniff_format(stream: ByteStream, *, limit: int = 64 * 1024 * 1024) -> 
         if b"\n" in chunk.lstrip() or size > limit:
             break
     head = b"".join(seen)
-    replay = _prepend(head, stream) if head else stream
+    replay = prepend(head, stream) if head else stream
     first = head.lstrip().split(b"\n", 1)[0]
     return _format_of_first_line(first), replay
 

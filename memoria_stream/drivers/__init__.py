@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from memoria_stream.errors import ConfigurationError
 from memoria_stream.drivers.urls import DatabaseURL, parse_url
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 
-_MODULES = {"sqlite": ("sqlite", "aiosqlite"), "postgresql": ("postgres", "asyncpg"), "mysql": ("mysql", "aiomysql")}
-
-__all__ = ["Capabilities", "Connection", "LiveColumn", "connect", "open_connection"]
+__all__ = ["Capabilities", "Connection", "LiveColumn", "backup_tools", "connect", "open_connection"]
 
 
 async def open_connection(url: str | DatabaseURL, *, read_only: bool = False) -> Connection:
@@ -21,7 +19,7 @@ async def open_connection(url: str | DatabaseURL, *, read_only: bool = False) ->
     ``read_only`` opens it for looking only: nothing is created (a missing SQLite file is an
     error, not a new file) and the session refuses writes."""
     parsed = parse_url(url) if isinstance(url, str) else url
-    module_name, package = _MODULES[parsed.backend]
+    module_name, package = parsed.spec.driver_module, parsed.spec.package
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")
     except ImportError as exc:
@@ -30,6 +28,12 @@ async def open_connection(url: str | DatabaseURL, *, read_only: bool = False) ->
         raise ConfigurationError(f"{parsed.backend} needs the {package} package: pip install {package}") from exc
     conn: Connection = await module.connect(parsed, read_only=read_only)
     return conn
+
+
+def backup_tools(url: DatabaseURL) -> Any:
+    """The module with ``backup(url, path)`` and ``restore(url, path)`` for ``url``'s backend,
+    imported here so that using one backend never needs the other's code paths."""
+    return importlib.import_module(f"{__name__}.{url.spec.backup_module}")
 
 
 @contextlib.asynccontextmanager

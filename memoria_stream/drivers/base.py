@@ -36,6 +36,19 @@ class Capabilities:
     # The ALTER TABLE clause that changes a column's type in place, keeping its rows
     # (``migration_helpers.widen_columns``); ``None`` where columns keep every value already.
     modify_column: str | None = None  # format with {column}, {definition}
+    # The ALTER TABLE clause that makes a column NOT NULL (format with {column}, {definition});
+    # ``None`` where a column cannot be altered (SQLite).
+    set_not_null: str | None = None
+    # ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY works; where not (SQLite), a column that needs a
+    # foreign key gets it inline in its ADD COLUMN.
+    add_foreign_key_later: bool = True
+    # Appended to DROP TABLE so that a table others reference can go (PostgreSQL's CASCADE); where
+    # empty, the drop runs with FK checks switched off.
+    drop_table_suffix: str = ""
+    # More than one connection can write at once (SQLite's one file takes one writer at a time).
+    parallel_writers: bool = True
+    # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
+    deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects
     # on write, and what it returns into canonical values on read (one place per backend).
     encoders: Mapping[ColumnType, Converter] = field(default_factory=dict)
@@ -118,6 +131,26 @@ class Connection(Protocol):
         """Move the table's id generator past the largest id in ``column``."""
         ...
 
+    async def foreign_keys(self, table: str) -> set[tuple[str, str, str]]:
+        """The live foreign keys of ``table`` as (column, parent table, parent column)."""
+        ...
+
+    async def indexes_blocking_drop(self, table: str, column: str) -> list[str]:
+        """The indexes that must be dropped before ``column`` can be (SQLite refuses to drop an
+        indexed column; PostgreSQL and MySQL drop or shrink such indexes themselves)."""
+        ...
+
+    async def database_size(self) -> int:
+        """The bytes the data *uses*, chosen so that neither our own work (a backup reads only)
+        nor harmless background activity (autovacuum, statistics) moves it; see ``backup_guard``."""
+        ...
+
+
+
+async def count_rows(conn: Connection, table: str) -> int:
+    """``SELECT count(*)`` of one table (inside the connection's transaction or snapshot, if any)."""
+    rows = await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(table)}")
+    return int(rows[0][0])
 
 
 # Reads are bounded by bytes as well as rows: a batch of 5,000 long memories is tens of MB of

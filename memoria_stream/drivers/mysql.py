@@ -35,6 +35,7 @@ CAPABILITIES = Capabilities(
     table_suffix=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     text_byte_limits={"tinytext": 255, "text": 65535, "mediumtext": 16777215},
     modify_column="MODIFY {column} {definition}",
+    set_not_null="MODIFY {column} {definition} NOT NULL",
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text, T.BOOLEAN: bool, T.FLOAT: float},
 )
@@ -289,6 +290,32 @@ class MySQLConnection:
         # InnoDB moves AUTO_INCREMENT past every explicit id it stores; ALTER TABLE here would
         # commit the import's transaction implicitly, so nothing is done.
         return None
+
+    async def foreign_keys(self, table: str) -> set[tuple[str, str, str]]:
+        rows = await self.fetch(
+            "SELECT column_name, referenced_table_name, referenced_column_name "
+            "FROM information_schema.key_column_usage WHERE table_schema = DATABASE() "
+            "AND table_name = %s AND referenced_table_name IS NOT NULL", table)
+        return {(str(c), str(p), str(pc)) for c, p, pc in rows}
+
+    async def indexes_blocking_drop(self, table: str, column: str) -> list[str]:
+        return []  # dropping a column drops or shrinks the indexes on it
+
+    async def database_size(self) -> int:
+        # The InnoDB tablespace files of the database (they grow in extents, not per row, and unlike
+        # data_length they are not a statistic recalculated in the background), plus
+        # data_length + index_length of non-InnoDB tables.
+        others = int((await self.fetch(_TABLES_SIZE.format(where="AND engine <> 'InnoDB'")))[0][0])
+        for view in ("INNODB_SYS_TABLESPACES", "INNODB_TABLESPACES"):  # MariaDB, then MySQL 8
+            with contextlib.suppress(DatabaseError):
+                return int((await self.fetch(_FILES_SIZE.format(view=view)))[0][0]) + others
+        return int((await self.fetch(_TABLES_SIZE.format(where="")))[0][0])  # no PROCESS privilege
+
+
+_FILES_SIZE = ("SELECT coalesce(sum(file_size), 0) FROM information_schema.{view} "
+               "WHERE LEFT(name, CHAR_LENGTH(DATABASE()) + 1) = CONCAT(DATABASE(), '/')")
+_TABLES_SIZE = ("SELECT coalesce(sum(data_length + index_length), 0) FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() {where}")
 
 
 async def connect(url: DatabaseURL, *, read_only: bool = False) -> MySQLConnection:

@@ -30,6 +30,10 @@ CAPABILITIES = Capabilities(
     foreign_key_suffix=" DEFERRABLE INITIALLY IMMEDIATE",
     settle_constraints_sql="SET CONSTRAINTS ALL IMMEDIATE",
     text_allows_nul=False,
+    set_not_null="ALTER COLUMN {column} SET NOT NULL",
+    drop_table_suffix=" CASCADE",
+    deferred_foreign_keys_reason=("this PostgreSQL user may not switch FK triggers off "
+                                  "(GRANT SET ON PARAMETER session_replication_role)"),
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text},
 )
@@ -219,6 +223,35 @@ class PostgresConnection:
             q = self.capabilities.quote
             await self.execute(
                 f"SELECT setval($1, coalesce((SELECT max({q(column)}) FROM {q(table)}), 0) + 1, false)", rows[0][0])
+
+    async def foreign_keys(self, table: str) -> set[tuple[str, str, str]]:
+        rows = await self.fetch(
+            "SELECT kcu.column_name, ccu.table_name, ccu.column_name "
+            "FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu "
+            "  ON tc.constraint_name = kcu.constraint_name AND tc.table_schema = kcu.table_schema "
+            "JOIN information_schema.constraint_column_usage ccu "
+            "  ON tc.constraint_name = ccu.constraint_name AND tc.table_schema = ccu.table_schema "
+            "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema() "
+            "AND tc.table_name = $1", table)
+        return {(str(c), str(p), str(pc)) for c, p, pc in rows}
+
+    async def indexes_blocking_drop(self, table: str, column: str) -> list[str]:
+        return []  # dropping a column drops the indexes on it
+
+    async def database_size(self) -> int:
+        # The main fork of every user table, index, sequence and their TOAST tables: not the
+        # free-space and visibility maps autovacuum creates, not the catalogues' statistics.
+        return int((await self.fetch(_SIZE))[0][0])
+
+
+_SIZE = """
+WITH rel AS (
+  SELECT c.oid, nullif(c.reltoastrelid, 0) AS toast FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'i', 'm', 'S', 'p')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%'
+    AND n.nspname NOT LIKE 'pg_toast_temp%')
+SELECT coalesce(sum(pg_relation_size(oid)), 0) + coalesce(sum(pg_relation_size(toast)), 0) FROM rel"""
 
 
 async def connect(url: DatabaseURL, *, read_only: bool = False) -> PostgresConnection:

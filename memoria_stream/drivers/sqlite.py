@@ -39,6 +39,8 @@ CAPABILITIES = Capabilities(
     varchar="VARCHAR({n})",
     autoincrement_pk="INTEGER NOT NULL",  # with PRIMARY KEY (id): a rowid alias
     enforces_text_length=False,
+    add_foreign_key_later=False,
+    parallel_writers=False,
     sized_integers=False,
     encoders={T.TIMESTAMP: sqlite_timestamp, T.BOOLEAN: int, T.JSON: json_to_text},
     decoders={T.TIMESTAMP: _timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: _float},
@@ -193,6 +195,22 @@ class SQLiteConnection:
             await self.execute(
                 f"UPDATE sqlite_sequence SET seq = (SELECT coalesce(max({q(column)}), 0) FROM {q(table)}) "
                 "WHERE name = ?", table)
+
+    async def foreign_keys(self, table: str) -> set[tuple[str, str, str]]:
+        rows = await self.fetch('SELECT "from", "table", "to" FROM pragma_foreign_key_list(?)', table)
+        return {(str(c), str(p), str(pc)) for c, p, pc in rows}
+
+    async def indexes_blocking_drop(self, table: str, column: str) -> list[str]:
+        rows = await self.fetch(
+            "SELECT il.name FROM pragma_index_list(?) il JOIN pragma_index_info(il.name) ii "
+            "WHERE ii.name = ? AND il.origin = 'c'", table, column)
+        return sorted({r[0] for r in rows})
+
+    async def database_size(self) -> int:
+        # Pages freed by a delete do not count; the backup API only reads the source.
+        rows = await self.fetch("SELECT (page_count - freelist_count) * page_size "
+                                "FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()")
+        return int(rows[0][0])
 
 
 async def connect(url: DatabaseURL, *, read_only: bool = False) -> SQLiteConnection:

@@ -5,24 +5,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from memoria_stream.drivers.backends import BACKENDS, SCHEMES, Backend
 from memoria_stream.errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///memoria.db"
 ENV_VARIABLES = ("MEMORIA_DATABASE_URL", "DATABASE_URL")
-
-_SCHEMES = {
-    "sqlite": "sqlite",
-    "sqlite3": "sqlite",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "pgsql": "postgresql",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-}
-
 
 @dataclass(frozen=True)
 class DatabaseURL:
@@ -38,8 +29,49 @@ class DatabaseURL:
     query: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def spec(self) -> Backend:
+        """What generic code may know about this URL's backend (``backends.py``)."""
+        return BACKENDS[self.backend]
+
+    @property
+    def is_file(self) -> bool:
+        """Whether the database is a local file (or in memory) rather than on a server."""
+        return self.spec.is_file
+
+    @property
     def is_memory(self) -> bool:
-        return self.backend == "sqlite" and self.database in (None, "", ":memory:")
+        return self.is_file and self.database in (None, "", ":memory:")
+
+    @property
+    def file_path(self) -> Path | None:
+        """The database file, for a file database that is not in memory."""
+        return Path(str(self.database)) if self.is_file and not self.is_memory else None
+
+    @property
+    def file_missing(self) -> bool:
+        """Whether this names a database file that does not exist (yet)."""
+        return self.file_path is not None and not self.file_path.exists()
+
+    @property
+    def name(self) -> str | None:
+        """The database's own name: the file's stem, or the server's database name."""
+        if self.file_path is not None:
+            return self.file_path.stem
+        return None if self.is_file else self.database
+
+    def identity(self) -> str:
+        """Which database this reaches: backend, host, port and database name, or for a file the
+        resolved absolute path (the same file reached from another folder is the same database).
+        The user is left out: another login to the same database is still the same database."""
+        if self.is_memory:
+            parts = [self.backend, ":memory:"]
+        elif self.file_path is not None:
+            parts = [self.backend, str(self.file_path.resolve())]
+        else:
+            host = self.host or self.query.get("host") or "localhost"
+            port = self.port or self.spec.default_port or 0
+            parts = [self.backend, host.lower(), str(port), str(self.database)]
+        return "\n".join(parts)
 
     def masked(self) -> str:
         """The URL as the user wrote it, with any password replaced by ``***``."""
@@ -54,12 +86,12 @@ def parse_url(raw: str) -> DatabaseURL:
     if not isinstance(raw, str) or "://" not in raw:
         raise ConfigurationError(f"not a database URL: {mask_url(str(raw))!r} (expected e.g. sqlite:///memoria.db)")
     scheme, _, rest = raw.partition("://")
-    backend = _SCHEMES.get(scheme.lower().split("+", 1)[0])
+    backend = SCHEMES.get(scheme.lower().split("+", 1)[0])
     if backend is None:
         raise ConfigurationError(
             f"unsupported database URL scheme {scheme!r} in {mask_url(raw)} (use sqlite, postgresql or mysql)"
         )
-    if backend == "sqlite":
+    if BACKENDS[backend].is_file:
         return _parse_sqlite(raw, rest)
     return _parse_server(raw, backend)
 

@@ -26,27 +26,6 @@ from memoria_stream.transfer.schema import create_index_sql, create_table_sql, e
 from memoria_stream.model.types import ColumnType
 from memoria_stream.drivers.urls import mask_url
 
-# Per-dialect queries for the foreign keys of one table: rows of (column, parent table, parent column).
-_FOREIGN_KEY_SQL = {
-    "sqlite": 'SELECT "from", "table", "to" FROM pragma_foreign_key_list(?)',
-    "postgresql": (
-        "SELECT kcu.column_name, ccu.table_name, ccu.column_name "
-        "FROM information_schema.table_constraints tc "
-        "JOIN information_schema.key_column_usage kcu "
-        "  ON tc.constraint_name = kcu.constraint_name AND tc.table_schema = kcu.table_schema "
-        "JOIN information_schema.constraint_column_usage ccu "
-        "  ON tc.constraint_name = ccu.constraint_name AND tc.table_schema = ccu.table_schema "
-        "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema() "
-        "AND tc.table_name = $1"
-    ),
-    "mysql": (
-        "SELECT column_name, referenced_table_name, referenced_column_name "
-        "FROM information_schema.key_column_usage WHERE table_schema = DATABASE() "
-        "AND table_name = %s AND referenced_table_name IS NOT NULL"
-    ),
-}
-
-
 def say(message: str) -> None:
     """One progress line on stdout, flushed so the runner can stream it."""
     print(message, flush=True)
@@ -101,8 +80,7 @@ async def column_names(conn: Connection, table: str) -> list[str]:
 
 async def foreign_keys(conn: Connection, table: str) -> set[tuple[str, str, str]]:
     """The live foreign keys of ``table`` as (column, parent table, parent column)."""
-    rows = await conn.fetch(_FOREIGN_KEY_SQL[conn.capabilities.dialect], table)
-    return {(str(c), str(p), str(pc)) for c, p, pc in rows}
+    return await conn.foreign_keys(table)
 
 
 def catalog_table(name: str) -> Table:
@@ -182,7 +160,7 @@ def _column_ddl(conn: Connection, table: Table, column: Column) -> str:
         if not column.nullable:
             parts.append("NOT NULL")
     fk = _foreign_key_for(table, column.name)
-    if fk is not None and caps.dialect == "sqlite":
+    if fk is not None and not caps.add_foreign_key_later:
         # SQLite cannot add a constraint later; an inline REFERENCES on a nullable column is allowed.
         parts.append(f"REFERENCES {caps.quote(fk.parent)} ({caps.quote(fk.parent_columns[0])}) "
                      f"ON DELETE {fk.on_delete}")
@@ -218,19 +196,19 @@ async def _complete_timestamp(conn: Connection, table: str, column: Column) -> N
         await conn.execute(
             f"UPDATE {q(table)} SET {q(column.name)} = {caps.placeholders(1)} WHERE {q(column.name)} IS NULL", now)
     live = next(c for c in await conn.columns(table) if c.name == column.name)
-    if live.nullable and not column.nullable and caps.dialect != "sqlite":
+    if live.nullable and not column.nullable and caps.set_not_null is not None:
         await set_not_null(conn, table, column)
 
 
 async def set_not_null(conn: Connection, table: str, column: Column) -> None:
-    """Make a back-filled column NOT NULL (SQLite cannot alter a column, so callers skip it there)."""
+    """Make a back-filled column NOT NULL (where ``capabilities.set_not_null`` says how: SQLite
+    cannot alter a column, so callers skip it there)."""
     caps, q = conn.capabilities, conn.capabilities.quote
-    if caps.dialect == "postgresql":
-        sql = f"ALTER TABLE {q(table)} ALTER COLUMN {q(column.name)} SET NOT NULL"
-    else:
-        sql = f"ALTER TABLE {q(table)} MODIFY {q(column.name)} {caps.column_type(column.type, column.length)} NOT NULL"
+    if caps.set_not_null is None:
+        raise ConfigurationError(f"{table}.{column.name}: this database cannot make a column NOT NULL")
+    clause = caps.set_not_null.format(column=q(column.name), definition=caps.column_type(column.type, column.length))
     async with step(conn, f"set {table}.{column.name} NOT NULL"):
-        await conn.execute(sql)
+        await conn.execute(f"ALTER TABLE {q(table)} {clause}")
     say(f"{table}: {column.name} is now NOT NULL")
 
 
@@ -258,7 +236,7 @@ async def ensure_indexes(conn: Connection, table: str, involving: Sequence[str] 
 async def ensure_foreign_key(conn: Connection, table: str, column: str) -> bool:
     """Add the catalogue FK on ``column`` when it is missing (PostgreSQL/MySQL; SQLite adds it inline)."""
     fk = _foreign_key_for(catalog_table(table), column)
-    if fk is None or conn.capabilities.dialect == "sqlite":
+    if fk is None or not conn.capabilities.add_foreign_key_later:
         return False
     if fk.parent not in await conn.table_names():
         return False
@@ -350,17 +328,8 @@ async def drop_column_if_present(conn: Connection, table: str, column: str) -> b
         return False
     q = conn.capabilities.quote
     async with step(conn, f"drop {table}.{column}"):
-        for index in await _sqlite_indexes_on(conn, table, column):
+        for index in await conn.indexes_blocking_drop(table, column):
             await conn.execute(f"DROP INDEX {q(index)}")
         await conn.execute(f"ALTER TABLE {q(table)} DROP COLUMN {q(column)}")
     say(f"{table}: dropped column {column}")
     return True
-
-
-async def _sqlite_indexes_on(conn: Connection, table: str, column: str) -> list[str]:
-    if conn.capabilities.dialect != "sqlite":
-        return []  # PostgreSQL and MySQL drop or shrink the indexes themselves
-    rows = await conn.fetch(
-        "SELECT il.name FROM pragma_index_list(?) il JOIN pragma_index_info(il.name) ii "
-        "WHERE ii.name = ? AND il.origin = 'c'", table, column)
-    return sorted({r[0] for r in rows})

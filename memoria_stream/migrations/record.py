@@ -24,7 +24,7 @@ async def applied_migrations(url: str) -> dict[str, str] | None:
     Reading never creates anything: neither the SQLite file nor the record table.
     """
     parsed = parse_url(url)
-    if parsed.backend == "sqlite" and not parsed.is_memory and not Path(str(parsed.database)).exists():
+    if parsed.file_missing:
         return None
     async with connect(parsed) as conn:
         if TABLE not in await conn.table_names():

@@ -19,20 +19,18 @@ from typing import Any, AsyncIterator, Callable, Collection, Iterator, Sequence
 
 import anyio
 
-from memoria_stream import __version__
 from memoria_stream.model.catalog import EXPORT_ORDER
 from memoria_stream.codecs.base import Metadata, TableStart
 from memoria_stream.drivers import connect
-from memoria_stream.drivers.base import Connection, LiveColumn, shielded
+from memoria_stream.drivers.base import Connection, LiveColumn, approximate_bytes, count_rows, shielded
 from memoria_stream.errors import InternalError, MemoriaStreamError
-from memoria_stream.transfer.export import BATCH_ROWS, OnBatch, resolve_tables
+from memoria_stream.transfer.export import BATCH_ROWS, OnBatch, resolve_tables, run_metadata
 from memoria_stream.transfer.load import CanonicalBatch, OnCounts, check_foreign_keys, import_events
 from memoria_stream.transfer.pipeline import run_stages
 from memoria_stream.transfer.plans import ExportPlan, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import drop_tables, ensure_tables
 from memoria_stream.drivers.snapshots import open_snapshots
-from memoria_stream.model.types import Row
 from memoria_stream.drivers.urls import mask_url
 from memoria_stream.model.values import utc_now_iso
 
@@ -74,19 +72,20 @@ async def copy_database(
 
 async def _usable_jobs(target: Connection, jobs: int) -> int:
     """How many tables may load at once into ``target``."""
-    if jobs <= 1 or target.capabilities.dialect == "sqlite":
-        return 1  # one SQLite file takes one writer at a time: more connections would only queue
-    if target.capabilities.dialect == "postgresql" and not await _replica_role_available(target):
-        # Without replica mode FK triggers stay on, and a child row waiting on a parent row that
-        # another of our (uncommitted) transactions inserted would wait for ever.
+    if jobs <= 1 or not target.capabilities.parallel_writers:
+        return 1  # e.g. one SQLite file takes one writer at a time: more connections would only queue
+    if not await _foreign_keys_switch_off(target):
+        # Where FK checks can only be deferred (a PostgreSQL user without replica mode), a child
+        # row waiting on a parent row that another of our (uncommitted) transactions inserted
+        # would wait for ever.
         return 1
     return jobs
 
 
-async def _replica_role_available(target: Connection) -> bool:
+async def _foreign_keys_switch_off(target: Connection) -> bool:
+    """Whether this user's ``transaction(foreign_keys=False)`` switches FK checks off, not just defers them."""
     async with target.transaction(foreign_keys=False):
-        rows = await target.fetch("SHOW session_replication_role")
-    return bool(rows and rows[0][0] == "replica")
+        return not target.deferred_foreign_keys
 
 
 class _Job:
@@ -114,8 +113,7 @@ class _Job:
             if plan.skipped_columns:
                 report.warn(f"{name}: column(s) {', '.join(plan.skipped_columns)} are not Memoria's; not copied")
             self.plans.append(plan)
-            rows = await main.fetch(f"SELECT count(*) FROM {main.capabilities.quote(name)}")
-            self.counts[name] = int(rows[0][0])
+            self.counts[name] = await count_rows(main, name)
         self.warnings = report.warnings
 
     async def serial(self) -> RunReport:
@@ -166,12 +164,10 @@ class _Job:
             async for raw in conn.read(name, plan.layout.columns, batch_rows=self.batch_rows):
                 rows = plan.decode(raw)
                 self.sent[name] += len(rows)
-                yield CanonicalBatch(plan.layout, rows, _approximate_size(rows) if self.on_batch else 0)
+                yield CanonicalBatch(plan.layout, rows, approximate_bytes(rows) if self.on_batch else 0)
 
     def _metadata(self, conn: Connection) -> dict[str, Any]:
-        return {"copied_at": utc_now_iso(), "source": self.label, "dialect": conn.capabilities.dialect,
-                "tables": [{"name": n, "row_count": c} for n, c in self.counts.items()],
-                "generator": f"memoria-stream {__version__}"}
+        return run_metadata(conn, self.counts, {"copied_at": utc_now_iso(), "source": self.label})
 
     def _checked(self, barrier: _Barrier | None) -> Callable[[Connection, Collection[str], Live], Any]:
         async def final_check(conn: Connection, touched: Collection[str], live: Live) -> None:
@@ -215,7 +211,3 @@ def _merged(reports: list[RunReport]) -> RunReport:
         name: t for name, t in merged.tables.items() if name not in EXPORT_ORDER}
     return merged
 
-
-def _approximate_size(rows: Sequence[Row]) -> int:
-    """Bytes of text and binary values plus 8 per other value: enough for an MB/s figure."""
-    return sum(len(v) if isinstance(v, (str, bytes)) else 8 for row in rows for v in row)

@@ -19,7 +19,7 @@ import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Iterable, Sequence
 
 import anyio
 import orjson
@@ -93,6 +93,11 @@ def digest_sum(columns: Sequence[str], rows: Sequence[Row]) -> int:
             data = dumps({c: tag(v) for c, v in zip(columns, row)}, option=sort_keys)
         total += from_bytes(sha256(data).digest(), "big")
     return total % MODULUS
+
+
+def add_digests(checksum: int, digests: Iterable[bytes]) -> int:
+    """A table checksum with more row digests added: the sum of all its row digests modulo 2**256."""
+    return (checksum + sum(int.from_bytes(d, "big") for d in digests)) % MODULUS
 
 
 def key_text(key_positions: Sequence[int], row: Row) -> str:

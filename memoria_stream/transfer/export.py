@@ -9,7 +9,7 @@ from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
 from memoria_stream.codecs.base import Encoder
 from memoria_stream.transfer.completeness import trailer_object
 from memoria_stream.transfer.digests import digest_sum
-from memoria_stream.drivers.base import Connection
+from memoria_stream.drivers.base import Connection, count_rows
 from memoria_stream.errors import InputError, InternalError
 from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ExportPlan, check_table_names, export_plan
@@ -51,10 +51,10 @@ async def export_tables(
     async with conn.snapshot():
         names = await resolve_tables(conn, tables, report)
         plans = [await _plan(conn, name, report) for name in names]
-        counts = {p.layout.name: await _count(conn, p.layout.name) for p in plans}
+        counts = {p.layout.name: await count_rows(conn, p.layout.name) for p in plans}
         if on_counts:
             on_counts(counts)
-        report.metadata = _metadata(conn, encoder, counts)
+        report.metadata = run_metadata(conn, counts, {"exported_at": utc_now_iso(), "format": encoder.format_name})
         await write(encoder.header(report.metadata))
         sums = await _stream(conn, plans, write, encoder, report, batch_rows, on_batch)
         written = {p.layout.name: report.table(p.layout.name).rows for p in plans}
@@ -78,15 +78,11 @@ async def _plan(conn: Connection, name: str, report: RunReport) -> ExportPlan:
     return plan
 
 
-async def _count(conn: Connection, table: str) -> int:
-    rows = await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(table)}")
-    return int(rows[0][0])
-
-
-def _metadata(conn: Connection, encoder: Encoder, counts: dict[str, int]) -> dict[str, Any]:
+def run_metadata(conn: Connection, counts: dict[str, int], first: dict[str, Any]) -> dict[str, Any]:
+    """The metadata an export (or a copy) starts with: ``first`` (when and what), then Memoria's
+    ``dialect`` and ``tables`` (names and row counts) and our ``generator``."""
     return {
-        "exported_at": utc_now_iso(),
-        "format": encoder.format_name,
+        **first,
         "dialect": conn.capabilities.dialect,
         "tables": [{"name": name, "row_count": count} for name, count in counts.items()],
         "generator": f"memoria-stream {__version__}",

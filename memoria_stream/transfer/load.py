@@ -280,10 +280,9 @@ class _Loader:
         q = self.conn.capabilities.quote
         if hit and await self.conn.fetch(f"SELECT 1 FROM {q(parent)} LIMIT 1"):
             raise IntegrityFailure(
-                f"table {parent}: the input lists {', '.join(hit)} before it but not in its metadata, and this "
-                "PostgreSQL user may not switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), "
-                f"so emptying {parent} would cascade into rows just loaded; nothing was changed. List every "
-                "table in the metadata or use copy")
+                f"table {parent}: the input lists {', '.join(hit)} before it but not in its metadata, and "
+                f"{self.conn.capabilities.deferred_foreign_keys_reason}, so emptying {parent} would cascade "
+                "into rows just loaded; nothing was changed. List every table in the metadata or use copy")
 
     async def _finish(self) -> None:
         if self.cascading and not self.emptied_all:  # no header: the input itself listed the tables

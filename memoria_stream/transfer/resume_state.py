@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from memoria_stream.backup.files import database_identity
-from memoria_stream.transfer.digests import MODULUS, row_digest
+from memoria_stream.transfer.digests import add_digests, row_digest
 from memoria_stream.drivers.base import Connection
 from memoria_stream.transfer.plans import export_plan
 from memoria_stream.model.types import ColumnType
@@ -47,7 +46,7 @@ def source_database_identity(source_url: str) -> str:
     ``sqlite:///memoria.db`` run from another folder (another file) is another move; plus the
     PostgreSQL schema that is read."""
     url = parse_url(source_url)
-    return f"{database_identity(url)}\nschema={url.query.get('schema', '')}"
+    return f"{url.identity()}\nschema={url.query.get('schema', '')}"
 
 
 def file_identity(path: Path) -> str:
@@ -71,7 +70,7 @@ async def table_state(conn: Connection, name: str) -> tuple[int, str]:
     async for raw in conn.read(name, columns, batch_rows=_READ_ROWS):
         decoded = plan.decode(raw)
         rows += len(decoded)
-        total = (total + sum(int.from_bytes(row_digest(columns, row), "big") for row in decoded)) % MODULUS
+        total = add_digests(total, (row_digest(columns, row) for row in decoded))
     return rows, f"{total:064x}"
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table
 from memoria_stream.codecs import decoder_for
 from memoria_stream.codecs.base import Metadata, RowBatch, TableStart
-from memoria_stream.transfer.digests import MODULUS, DigestStore, digest_stores, first_difference, key_text, row_digest
+from memoria_stream.transfer.digests import DigestStore, add_digests, digest_stores, first_difference, key_text, row_digest
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import LiveColumn
 from memoria_stream.drivers.sqlite import CAPABILITIES as _SQLITE
@@ -170,7 +170,7 @@ class _Side:
         key_at = [columns.index(c) for c in table.primary_key]
         items = [(key_text(key_at, row), row_digest(columns, row)) for row in rows]
         self.rows[name] = self.rows.get(name, 0) + len(rows)
-        self.sums[name] = (self.sums.get(name, 0) + sum(int.from_bytes(h, "big") for _, h in items)) % MODULUS
+        self.sums[name] = add_digests(self.sums.get(name, 0), (h for _, h in items))
         await self.store.add(name, items)
 
 
