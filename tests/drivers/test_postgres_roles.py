@@ -31,7 +31,7 @@ from support.helpers import assert_same, read_all
 from support.samples import expected_from_sample_db
 
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture
