@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Sequence, cast
 
 import aiosqlite
 
+from memoria_stream.private import create_private_file
 from memoria_stream.errors import DatabaseError, IntegrityFailure
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
@@ -90,6 +92,8 @@ class SQLiteConnection:
             parent = Path(path).parent
             if not parent.exists():
                 raise DatabaseError(f"SQLite database folder does not exist: {parent}")
+            if not read_only:
+                _create_private(Path(path))
         with _translated(url):
             if read_only and not url.is_memory:
                 # mode=ro: SQLite itself refuses to create the file or to write (a plain open creates it).
@@ -215,3 +219,10 @@ class SQLiteConnection:
 
 async def connect(url: DatabaseURL, *, read_only: bool = False) -> SQLiteConnection:
     return await SQLiteConnection.open(url, read_only=read_only)
+
+
+def _create_private(path: Path) -> None:
+    """A database we create holds private data: make the (empty, valid) file 0600 before SQLite
+    opens it; its journal and WAL files take the same mode. An existing file is left as it is."""
+    with contextlib.suppress(FileExistsError):
+        os.close(create_private_file(path))
