@@ -11,11 +11,12 @@ import orjson
 from memoria_stream.errors import InputError
 
 
-from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, check_resume_args,
+from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, print_preflight, add_resume_flags, check_resume_args,
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
 from memoria_stream.transfer.completeness import FileReport, verify_file
 from memoria_stream.transfer.copy import copy_database
+from memoria_stream.transfer.preflight import preflight_copy
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import copy_per_table
 from memoria_stream.drivers.urls import mask_url
@@ -39,6 +40,7 @@ def add_commands(subparsers: Any) -> None:
     copy.add_argument("--verify", action="store_true", help="verify the target against the source afterwards")
     add_resume_flags(copy)
     add_allow_lossy(copy)
+    add_dry_run(copy)
     copy.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     add_progress_options(copy)
     copy.set_defaults(handler=run_copy)
@@ -65,6 +67,8 @@ def _add_tables(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_copy(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return await _dry_run_copy(args)
     check_resume_args(args)
     progress = progress_for(args)
     async with progress:
@@ -82,6 +86,16 @@ async def run_copy(args: argparse.Namespace) -> int:
     if args.verify:
         await verify_and_print(args.source, args.target, moved_tables(report, args), args)
     return 0
+
+
+async def _dry_run_copy(args: argparse.Namespace) -> int:
+    progress = progress_for(args)
+    async with progress:
+        report = await preflight_copy(args.source, args.target, tables=args.tables, truncate=not args.no_truncate,
+                                      allow_lossy=args.allow_lossy, max_problems=args.max_problems,
+                                      on_counts=progress.on_counts,
+                                      on_batch=progress.on_batch if progress.active else None)
+    return print_preflight(report, args)
 
 
 async def run_verify(args: argparse.Namespace) -> int:
