@@ -151,7 +151,7 @@ class _KeyStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF;"
             "CREATE TABLE input_keys (tbl TEXT, k, line INTEGER, row INTEGER, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
             "CREATE TABLE kept_keys (tbl TEXT, k, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
             "CREATE TABLE refs (child TEXT, col TEXT, parent TEXT, k, key TEXT, line INTEGER, row INTEGER);")
@@ -355,6 +355,8 @@ class _Preflight:
         table = get_table(name)
         key = obj.get(table.primary_key[0]) if table and isinstance(obj, dict) else None
         value = shorten(obj[exc.column]) if exc.column and isinstance(obj, dict) and exc.column in obj else None
+        if isinstance(key, (str, int)):  # its children still find it: one cause, one problem
+            self.keys.add_keys(name, [(key, exc.line, exc.row)])
         self.report.add(Problem(exc.reason, table=name, column=exc.column, key=_key_text(key), line=exc.line,
                                 row=exc.row, value=value))
 
