@@ -28,7 +28,7 @@ from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 from memoria_stream.drivers.urls import mask_url, resolve_url
 from memoria_stream.errors import InputError
-from memoria_stream.model.catalog import EXPORT_ORDER, Table, get_table, insert_order
+from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Table, get_table, insert_order
 from memoria_stream.transfer.completeness import Completeness
 from memoria_stream.transfer.export import BATCH_ROWS, resolve_tables
 from memoria_stream.transfer.load import CanonicalBatch, OnCounts
@@ -426,8 +426,10 @@ class _Preflight:
         """Keys and references against the rows the target keeps (read-only ``SELECT``s)."""
         emptied = set(self.plans) if self.opts.truncate else set()
         kept = [n for n in self.live if get_table(n) and n not in emptied]
+        parents = {fk.parent for n in self.plans for fk in _foreign_keys(n)}
         for name in kept:  # the rows that stay: their keys resolve references and may collide
-            await self._spool_target_keys(name)
+            if name in parents or name in self.plans:
+                await self._spool_target_keys(name)
         if not self.opts.truncate:
             for name in [n for n in self.plans if n in self.live]:
                 table = get_table(name)
@@ -441,12 +443,14 @@ class _Preflight:
         for child, col, parent, value, key, line, rown in self.keys.dangling():
             if parent not in after:
                 continue  # the check of the load only covers tables that exist
-            where = "the input" if child in self.plans and (line is not None or rown is not None) else "the target"
-            self.report.add(Problem(f"{value!r:.40} has no row in {parent} (neither in the input nor kept in the "
-                                    f"target)", table=child, column=col, key=key, line=line, row=rown,
-                                    value=shorten(value)) if where == "the input" else
-                            Problem(f"a row the target keeps refers to {parent} {value!r:.40}, which the load "
-                                    "removes", table=child, column=col, key=key))
+            from_input = line is not None or rown is not None  # a target row has no place in the input
+            if from_input:
+                self.report.add(Problem(f"no row in {parent} holds this value (neither in the input nor kept in "
+                                        "the target)", table=child, column=col, key=key, line=line, row=rown,
+                                        value=shorten(value)))
+            else:
+                self.report.add(Problem(f"a row the target keeps refers to {parent} {shorten(value)}, which the "
+                                        "load removes", table=child, column=col, key=key))
 
     async def _spool_target_keys(self, name: str) -> None:
         table = get_table(name)
@@ -468,6 +472,11 @@ class _Preflight:
             async for rows in self.conn.read(name, [fk.columns[0], pk], batch_rows=_KEY_READ_ROWS):
                 self.keys.add_refs([(name, fk.columns[0], fk.parent, r[0], _key_text(r[1]), None, None)
                                     for r in rows if r[0] is not None])
+
+
+def _foreign_keys(name: str) -> tuple[ForeignKey, ...]:
+    table = get_table(name)
+    return table.foreign_keys if table else ()
 
 
 def _key_text(key: Any) -> str | None:
@@ -519,8 +528,8 @@ async def preflight_import(
     problem it would meet; the target is only read."""
     label = source_label or source_name(source)
     fmt = normalise_format(format)
-    opts = _Options(label, tables, truncate, True, allow_lossy, True, accept_altered, max_problems, on_counts,
-                    on_batch)
+    opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, check_completeness=True,
+                    accept_altered=accept_altered, max_problems=max_problems, on_counts=on_counts, on_batch=on_batch)
     async with open_source(source, name=label) as stream:
         if fmt is None:
             fmt, stream = await sniff_format(stream, limit=max_line_bytes)
@@ -544,7 +553,8 @@ async def preflight_copy(
     """``copy --dry-run``: the source read inside one snapshot through the copy's plans, checked
     against the target as ``copy`` would load it; the target is only read."""
     label = mask_url(source_url)
-    opts = _Options(label, tables, truncate, True, allow_lossy, False, False, max_problems, on_counts, on_batch)
+    opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, max_problems=max_problems,
+                    on_counts=on_counts, on_batch=on_batch)
     async with connect(source_url) as reader, connect(target_url) as target, reader.snapshot():
         names = await resolve_tables(reader, tables, RunReport("copy"))
         opts.tables = names
