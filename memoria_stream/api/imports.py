@@ -7,6 +7,10 @@
   export document (it has ``metadata``) is imported as it is;
 * anything else is the raw export (JSON or NDJSON, gzip allowed), streamed straight into the import.
 
+``?dry_run=true`` reads the whole input through every check the import makes and answers the report
+(what the import would do, every problem with where it is): 200 when the import would succeed, 422
+when not; the database is only read.
+
 The query's ``?format=``, ``?truncate=``, ``?table=``, ``?allow_lossy=`` and ``?accept_altered=`` apply to
 every shape (``allow_lossy``: load values the target's columns would change, reported as warnings;
 ``accept_altered``: import a file whose rows do not match its header counts or trailer, with a
@@ -26,9 +30,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from memoria_stream.transfer.files import import_data
+from memoria_stream.transfer.preflight import preflight_import
 from memoria_stream.errors import InputError
 from memoria_stream.codecs.streams import CHUNK, Source, format_from_name, prepend
-from memoria_stream.api.inputs import (accept_altered_param, allow_lossy_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
+from memoria_stream.api.inputs import (accept_altered_param, allow_lossy_param, dry_run_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
                      tables_param, truncate_param)
 from memoria_stream.api.responses import failure, log, ok
 from memoria_stream.api.settings import Settings
@@ -58,8 +63,11 @@ async def import_endpoint(request: Request) -> JSONResponse:
     try:
         check_declared_size(request, settings.max_upload_bytes)
         allow_lossy = allow_lossy_param(request.query_params.get("allow_lossy"))
+        dry_run = dry_run_param(request.query_params.get("dry_run"))
         limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
         async with import_job(limited, settings) as job:
+            if dry_run:
+                return await _dry_run(request, job, allow_lossy)
             # The database is claimed only now that the body has arrived (multipart, JSON) or its
             # first batch has (raw): a client that stalls before that holds no gate and no lock.
             async with request.app.state.binder.lease() as binding:
@@ -74,6 +82,16 @@ async def import_endpoint(request: Request) -> JSONResponse:
     except Exception as exc:
         return failure(exc, action="import")
     return ok(report.as_dict())
+
+
+async def _dry_run(request: Request, job: ImportJob, allow_lossy: bool) -> JSONResponse:
+    """The preflight report; it only reads, so it does not take the import gate."""
+    async with request.app.state.binder.lease() as binding:
+        report = await preflight_import(job.source, database_url=binding.url, format=job.format, tables=job.tables,
+                                        truncate=job.truncate, source_label=job.label, allow_lossy=allow_lossy,
+                                        accept_altered=job.accept_altered)
+    return JSONResponse({"status": "ok" if report.ok else "error", **report.as_dict()},
+                        status_code=200 if report.ok else 422)
 
 
 @contextlib.asynccontextmanager

@@ -52,6 +52,13 @@ def allow_lossy_param(value: Any) -> bool:
     return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="allow_lossy")
 
 
+def dry_run_param(value: Any) -> bool:
+    """Off unless asked: check the import and report every problem, changing nothing."""
+    if value is None or value == "":
+        return False
+    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="dry_run")
+
+
 def accept_altered_param(value: Any) -> bool:
     """Off unless asked: importing a file whose rows do not match its header or trailer."""
     if value is None or value == "":

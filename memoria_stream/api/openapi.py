@@ -45,7 +45,9 @@ _IMPORT = {
                    _query("allow_lossy", _TRUNCATE, "load values the target's columns would change, "
                           "reported as warnings (default false: refused, nothing changed)"),
                    _query("accept_altered", _TRUNCATE, "import even when the rows do not match the file's header "
-                          "counts or trailer (default false; a warning says so)")],
+                          "counts or trailer (default false; a warning says so)"),
+                   _query("dry_run", _TRUNCATE, "check everything and change nothing: the report of what the "
+                          "import would do and every problem (200 when it would succeed, 422 when not)")],
     "requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
             "file": {"type": "string", "format": "binary"}, "format": _FORMAT, "truncate": _TRUNCATE,

@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 
-from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, check_resume_args,
+from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, print_preflight, add_resume_flags, check_resume_args,
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
 from memoria_stream.errors import InputError
 from memoria_stream.transfer.completeness import FileReport, verify_file
 from memoria_stream.transfer.copy import copy_database
 from memoria_stream.transfer.sync import sync_database
+from memoria_stream.transfer.preflight import preflight_copy
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import copy_per_table
 from memoria_stream.drivers.urls import mask_url
@@ -39,10 +40,9 @@ def add_commands(subparsers: Any) -> None:
     copy.add_argument("--sync", action="store_true",
                       help="write only the difference: insert, update and delete the rows whose primary key or "
                            "digest differs (one target transaction); tables missing on the target are created")
-    copy.add_argument("--dry-run", action="store_true",
-                      help="with --sync: report what would be inserted, updated and deleted; write nothing")
     add_resume_flags(copy)
     add_allow_lossy(copy)
+    add_dry_run(copy)
     copy.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     add_progress_options(copy)
     copy.set_defaults(handler=run_copy)
@@ -69,9 +69,12 @@ def _add_tables(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_copy(args: argparse.Namespace) -> int:
-    check_resume_args(args)
-    if args.sync or args.dry_run:
+    # --dry-run previews what runs without it: a sync's difference, or a full copy's checks.
+    if args.sync:
         return await _run_sync(args)
+    if args.dry_run:
+        return await _dry_run_copy(args)
+    check_resume_args(args)
     progress = progress_for(args)
     async with progress:
         on_batch = progress.on_batch if progress.active else None
@@ -92,8 +95,6 @@ async def run_copy(args: argparse.Namespace) -> int:
 
 def _check_sync_args(args: argparse.Namespace) -> None:
     """Refuse flags that mean something else than a sync, before anything is read."""
-    if not args.sync:
-        raise InputError("--dry-run needs --sync (a full copy has nothing to preview)")
     clashing = [flag for flag, used in (("--no-truncate", args.no_truncate), ("--jobs", args.jobs > 1),
                                         ("--commit-per-table", args.commit_per_table)) if used]
     if clashing:
@@ -119,6 +120,16 @@ async def _run_sync(args: argparse.Namespace) -> int:
     if args.verify and not args.dry_run:
         await verify_and_print(args.source, args.target, list(report.tables), args)
     return 0
+
+
+async def _dry_run_copy(args: argparse.Namespace) -> int:
+    progress = progress_for(args)
+    async with progress:
+        report = await preflight_copy(args.source, args.target, tables=args.tables, truncate=not args.no_truncate,
+                                      allow_lossy=args.allow_lossy, max_problems=args.max_problems,
+                                      on_counts=progress.on_counts,
+                                      on_batch=progress.on_batch if progress.active else None)
+    return print_preflight(report, args)
 
 
 async def run_verify(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import orjson
 
 from memoria_stream.drivers.urls import resolve_url
 from memoria_stream.errors import InputError
+from memoria_stream.transfer.preflight import MAX_PROBLEMS, PreflightReport
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.resume import OnSkipped
 from memoria_stream.transfer.resume_state import Finished
@@ -38,6 +39,31 @@ def add_allow_lossy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-lossy", action="store_true",
                         help="load even when target columns would store values changed (DATETIME without "
                              "fractions, FLOAT, TEXT); each such column is reported with its count")
+
+
+def add_dry_run(parser: argparse.ArgumentParser) -> None:
+    """``--dry-run`` and ``--max-problems`` (import-data and copy): check everything, write nothing."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read the whole input through every check the load makes and report what it would "
+                             "do and every problem it would meet; nothing is written (exit 0: the load would "
+                             "succeed, 3: it would not); with copy --sync: the rows it would insert, update "
+                             "and delete")
+    parser.add_argument("--max-problems", type=positive_int, default=MAX_PROBLEMS, metavar="N",
+                        help=f"with --dry-run: list at most N problems (all are counted; default {MAX_PROBLEMS})")
+
+
+def print_preflight(report: PreflightReport, args: argparse.Namespace) -> int:
+    """The dry run's report on stdout (text, or one JSON line per problem and a summary line);
+    returns the exit status: 0 when the load would succeed, 3 when it would not."""
+    if not getattr(args, "quiet", False):
+        if getattr(args, "log_format", "text") == "json":
+            for problem in report.problems:
+                print(orjson.dumps({"event": "problem", **problem.as_dict()}).decode())
+            summary = {k: v for k, v in report.as_dict().items() if k != "problems"}
+            print(orjson.dumps({"event": "dry_run", **summary}).decode(), flush=True)
+        else:
+            print(report.render(), flush=True)
+    return 0 if report.ok else InputError.exit_code
 
 
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:

@@ -2,9 +2,10 @@
 
 ``Progress`` is fed by the engine's callbacks (``on_counts`` with the source's row counts,
 ``on_batch`` per written batch) and used as ``with``/``async with``. On a terminal (and not
-``--quiet``) it draws one rich bar per table on stderr: rows done of total, rows/s, MB/s, ETA.
+``--quiet``) it draws one rich bar per table on stderr: rows done of total, rows/s, MB/s, ETA,
+under one line for the whole job (every table's rows together: done of total, %, rows/s, MB/s, ETA).
 With ``--log-format json`` it writes one JSON line per table event (``table_start``,
-``table_done``) to stderr instead. Otherwise it stays silent; the summary is printed either way.
+``table_done``, each with the job's ``job_rows_done`` and ``job_rows_total``) to stderr instead. Otherwise it stays silent; the summary is printed either way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, Task, TaskID, TextColumn,
+from rich.progress import (BarColumn, ProgressColumn, Task, TaskID, TaskProgressColumn, TextColumn,
                            TimeRemainingColumn)
 from rich.progress import Progress as RichProgress
 from rich.text import Text
@@ -61,6 +62,8 @@ class Progress:
         self.live = (not quiet and log_format == "text" and _is_terminal(self.stream)) if live is None else live
         self._tables: dict[str, _Table] = {}
         self._bars: RichProgress | None = None
+        self._job: TaskID | None = None  # the whole job's line, above the tables' bars
+        self._job_started: float | None = None
 
     @property
     def active(self) -> bool:
@@ -72,6 +75,7 @@ class Progress:
     def __enter__(self) -> "Progress":
         if self.live and self._bars is None:
             self._bars = _bars(Console(file=self.stream, force_terminal=True))
+            self._job = self._bars.add_task("total", total=None, start=False, bytes=0)
             self._bars.start()
         return self
 
@@ -104,6 +108,8 @@ class Progress:
             table.total = total
             if self._bars is not None and table.task is not None:
                 self._bars.update(table.task, total=total)
+        if self._bars is not None and self._job is not None:
+            self._bars.update(self._job, total=self.job_rows_total)
 
     def on_batch(self, name: str, rows: int, size: int) -> None:
         """A batch of ``rows`` rows (about ``size`` bytes) of table ``name`` was written."""
@@ -113,8 +119,23 @@ class Progress:
         table.bytes += size
         if self._bars is not None and table.task is not None:
             self._bars.update(table.task, advance=rows, bytes=table.bytes)
+        if self._bars is not None and self._job is not None:
+            if self._job_started is None:
+                self._job_started = time.perf_counter()
+                self._bars.start_task(self._job)
+            self._bars.update(self._job, advance=rows, bytes=sum(t.bytes for t in self._tables.values()))
         if table.total is not None and table.rows >= table.total:
             self._finish(table)
+
+    @property
+    def job_rows_done(self) -> int:
+        return sum(t.rows for t in self._tables.values())
+
+    @property
+    def job_rows_total(self) -> int | None:
+        """Every table's announced rows together; ``None`` until some table's total is known."""
+        totals = [t.total for t in self._tables.values() if t.total is not None]
+        return sum(totals) if totals else None
 
     # --- the summary, in every mode -----------------------------------------------------------
 
@@ -123,7 +144,8 @@ class Progress:
         if self.quiet:
             return
         if self.json:
-            self._emit({"event": "summary", "headline": headline, **report.as_dict()})
+            self._emit({"event": "summary", "headline": headline, **report.as_dict(),
+                        "job_rows_done": report.total_rows, "job_rows_total": self.job_rows_total})
             return
         print_summary(report, headline)
 
@@ -143,7 +165,7 @@ class Progress:
         if self._bars is not None and table.task is not None:
             self._bars.start_task(table.task)
         if self.json:
-            self._emit({"event": "table_start", "table": table.name, "rows_total": table.total})
+            self._emit({"event": "table_start", "table": table.name, "rows_total": table.total, **self._job_counts()})
 
     def _finish(self, table: _Table) -> None:
         if table.done:
@@ -156,7 +178,11 @@ class Progress:
         if self.json:
             self._emit({"event": "table_done", "table": table.name, "rows": table.rows, "bytes": table.bytes,
                         "seconds": round(seconds, 4),
-                        "rows_per_second": round(table.rows / seconds) if seconds > 0 else None})
+                        "rows_per_second": round(table.rows / seconds) if seconds > 0 else None,
+                        **self._job_counts()})
+
+    def _job_counts(self) -> dict[str, int | None]:
+        return {"job_rows_done": self.job_rows_done, "job_rows_total": self.job_rows_total}
 
     def _emit(self, event: dict[str, Any]) -> None:
         line = orjson.dumps({"time": time.time(), **event}, default=str).decode()
@@ -183,10 +209,18 @@ class _MegabytesPerSecond(ProgressColumn):
         return Text(f"{size / elapsed / 1e6:,.1f} MB/s" if elapsed and size else "- MB/s", style="magenta")
 
 
+class _RowsDoneOfTotal(ProgressColumn):
+    """``12,345/100,000``: rows done of the total, with thousands separators."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{int(task.total):,}" if task.total is not None else "?"
+        return Text(f"{int(task.completed):,}/{total}", style="green")
+
+
 def _bars(console: Console) -> RichProgress:
     return RichProgress(
-        TextColumn("[bold]{task.description}", justify="left"), BarColumn(), MofNCompleteColumn(),
-        _RowsPerSecond(), _MegabytesPerSecond(), TimeRemainingColumn(), console=console,
+        TextColumn("[bold]{task.description}", justify="left"), BarColumn(), _RowsDoneOfTotal(),
+        TaskProgressColumn(), _RowsPerSecond(), _MegabytesPerSecond(), TimeRemainingColumn(), console=console,
         refresh_per_second=8,
     )
 
@@ -199,6 +233,10 @@ def print_summary(report: RunReport, headline: str) -> None:
     for table in report.tables.values():
         print(f"{table.name:<{width}}  {table.rows:>10}  {table.seconds:>8.2f}  {table.rows_per_second:>10.0f}",
               file=out)
+    if len(report.tables) > 1:  # the whole job
+        seconds = report.seconds or sum(t.seconds for t in report.tables.values())
+        speed = report.total_rows / seconds if seconds > 0 else 0.0
+        print(f"{'total':<{width}}  {report.total_rows:>10}  {seconds:>8.2f}  {speed:>10.0f}", file=out)
     for warning in report.warnings:
         print(f"warning: {warning}", file=out)
     if report.created_tables:

@@ -6,9 +6,10 @@ import argparse
 from typing import Any
 
 from memoria_stream.codecs import DEFAULT_MAX_LINE, FORMATS
-from memoria_stream.cli.options import (add_allow_lossy, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
+from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, print_preflight, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
                             skipped_note, skipped_printer, verify_after_import)
 from memoria_stream.transfer.files import export_data, import_data
+from memoria_stream.transfer.preflight import preflight_import
 from memoria_stream.cli.progress import add_progress_options, progress_for
 from memoria_stream.transfer.resume import import_per_table
 from memoria_stream.drivers.urls import mask_url, resolve_url
@@ -45,6 +46,7 @@ def add_commands(subparsers: Any) -> None:
     add_verify_flag(imp)
     add_resume_flags(imp)
     add_allow_lossy(imp)
+    add_dry_run(imp)
     _add_common(imp)
     imp.set_defaults(handler=run_import)
 
@@ -71,6 +73,8 @@ async def run_export(args: argparse.Namespace) -> int:
 
 async def run_import(args: argparse.Namespace) -> int:
     url = resolve_url(args.database_url)
+    if args.dry_run:
+        return await _dry_run_import(args, url)
     check_verify_source(args)
     check_resume_args(args)
     progress = progress_for(args)
@@ -93,3 +97,14 @@ async def run_import(args: argparse.Namespace) -> int:
                              f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")
     await verify_after_import(args, report)
     return 0
+
+
+async def _dry_run_import(args: argparse.Namespace, url: str) -> int:
+    progress = progress_for(args)
+    async with progress:
+        report = await preflight_import(args.source, database_url=url, format=args.format, tables=args.tables,
+                                        truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
+                                        allow_lossy=args.allow_lossy, accept_altered=args.accept_altered,
+                                        max_problems=args.max_problems, on_counts=progress.on_counts,
+                                        on_batch=progress.on_batch if progress.active else None)
+    return print_preflight(report, args)

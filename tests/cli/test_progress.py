@@ -52,7 +52,10 @@ async def test_progress_appears_in_a_pseudo_terminal(tmp_path: Path) -> None:
     assert status == 0, shown
     assert "\x1b[" in shown and "━" in shown  # a live rich display was drawn
     assert "rows/s" in shown and "MB/s" in shown and "memory_access_events" in shown
-    assert "20010/20010" in shown  # rows done of the source's total
+    assert "20,010/20,010" in shown  # rows done of the source's total
+    # One line for the whole job above the tables' bars: every table's rows together.
+    assert "total" in shown and "20,160/20,160" in shown and "100%" in shown
+    assert shown.index("total") < shown.index("agents")
     assert "Copied 20160 rows across 14 tables" in shown
 
 
@@ -77,9 +80,13 @@ async def test_json_log_format_gives_one_line_per_table_event(tmp_path: Path) ->
     events = [json.loads(line) for line in result.stderr.splitlines()]
     starts = [e["table"] for e in events if e["event"] == "table_start"]
     done = {e["table"]: e["rows"] for e in events if e["event"] == "table_done"}
+    finished = [e for e in events if e["event"] == "table_done"]
+    assert all(e["job_rows_total"] == 20160 for e in finished)
+    assert max(e["job_rows_done"] for e in finished) == 20160
     assert sorted(starts) == sorted(TABLES) and sorted(done) == sorted(TABLES)
     assert done["memory_access_events"] == 20010 and done["teams"] == 10
     assert events[-1]["event"] == "summary" and events[-1]["total_rows"] == 20160
+    assert events[-1]["job_rows_done"] == 20160 and events[-1]["job_rows_total"] == 20160
 
 
 async def test_quiet_prints_nothing(tmp_path: Path) -> None:
@@ -99,6 +106,7 @@ def test_progress_object_tracks_totals_and_finishes_empty_tables() -> None:
     assert [(e["event"], e["table"]) for e in events] == [
         ("table_start", "teams"), ("table_done", "teams"), ("table_start", "agents"), ("table_done", "agents")]
     assert events[1]["rows"] == 3 and events[1]["bytes"] == 150 and events[0]["rows_total"] == 3
+    assert (events[1]["job_rows_done"], events[1]["job_rows_total"]) == (3, 3)
     silent = io.StringIO()
     with Progress(stream=silent) as quiet_progress:  # not a terminal: nothing while working
         assert not quiet_progress.active

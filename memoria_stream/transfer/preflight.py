@@ -1,0 +1,578 @@
+"""Preflight (``--dry-run``): every problem a load would meet, found in one pass, with the target untouched.
+
+The input is read through the same plans and checks the real load uses (``ImportPlan``: names,
+types, strict values, the live columns' limits, lossy columns; ``Completeness``: header and trailer).
+Where the load stops at the first problem, the preflight records each failing row as a problem and
+goes on. Keys are spooled to a private temporary SQLite file (never Python sets, so memory stays
+flat on any input): primary-key duplicates inside the input, against the target's rows under
+``--no-truncate``, and foreign keys resolved against the input and the rows the target keeps.
+
+The target only ever sees reads: table and column lists and ``SELECT``s of key columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence
+
+from memoria_stream import __version__
+from memoria_stream.codecs import DEFAULT_MAX_LINE, decoder_for, normalise_format
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableStart, Trailer
+from memoria_stream.codecs.streams import Source, open_source, sniff_format, source_name
+from memoria_stream.drivers import connect
+from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
+from memoria_stream.drivers.urls import mask_url, resolve_url
+from memoria_stream.errors import InputError
+from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Table, get_table, insert_order
+from memoria_stream.transfer.completeness import Completeness
+from memoria_stream.transfer.export import BATCH_ROWS, resolve_tables
+from memoria_stream.transfer.load import CanonicalBatch, OnCounts
+from memoria_stream.transfer.plans import ImportPlan, check_table_name, export_plan
+from memoria_stream.transfer.reports import RunReport
+from memoria_stream.transfer.schema import live_tables
+from memoria_stream.model.types import Row
+
+MAX_PROBLEMS = 100
+VALUE_CHARS = 40  # an offending value is shown shortened to about this many characters
+_KEY_READ_ROWS = 10_000
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    """One reason the load would fail, with where it is: ``line`` (NDJSON) or ``row`` (JSON, copy)."""
+
+    message: str
+    table: str | None = None
+    column: str | None = None
+    key: str | None = None
+    line: int | None = None
+    row: int | None = None
+    value: str | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line is not None else source
+        parts = [where]
+        if self.table:
+            parts.append(f"table {self.table}")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.key is not None:
+            parts.append(f"key {self.key}")
+        if self.column:
+            parts.append(f"column {self.column}")
+        shown = f" (value {self.value})" if self.value is not None else ""
+        return f"{', '.join(parts)}: {self.message}{shown}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "column": self.column, "key": self.key, "line": self.line,
+                "row": self.row, "value": self.value, "message": self.message}
+
+
+@dataclass
+class TablePlan:
+    """What the load would do to one table: ``create``, ``empty`` (then load) or ``append``."""
+
+    name: str
+    action: str
+    rows: int = 0
+
+
+@dataclass
+class PreflightReport:
+    source: str
+    target: str = ""
+    max_problems: int = MAX_PROBLEMS
+    tables: dict[str, TablePlan] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # the first ``max_problems``
+    problem_count: int = 0  # all of them
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables.values())
+
+    def add(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(problem)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def verdict(self) -> str:
+        if self.ok:
+            return f"dry run: the load would succeed ({self.total_rows:,} rows); nothing was changed"
+        shown = f" (first {len(self.problems)} shown)" if len(self.problems) < self.problem_count else ""
+        return (f"dry run: the load would FAIL: {self.problem_count:,} problem"
+                f"{'s' if self.problem_count != 1 else ''}{shown}; nothing was changed")
+
+    def render(self) -> str:
+        width = max([len(n) for n in self.tables] + [5])
+        lines = [f"dry run of {self.source} into {self.target}".rstrip(),
+                 f"{'table':<{width}}  {'action':<7}  {'rows':>12}"]
+        lines += [f"{t.name:<{width}}  {t.action:<7}  {t.rows:>12,}" for t in self.tables.values()]
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"problem: {p.render(self.source)}" for p in self.problems]
+        lines.append(self.verdict())
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"operation": "dry-run", "ok": self.ok, "source": self.source, "target": self.target,
+                "tables": [{"name": t.name, "action": t.action, "rows": t.rows} for t in self.tables.values()],
+                "total_rows": self.total_rows, "problem_count": self.problem_count,
+                "problems": [p.as_dict() for p in self.problems], "warnings": self.warnings,
+                "seconds": round(self.seconds, 4)}
+
+
+def shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 1] + "…"
+
+
+# --- keys spooled to disk -----------------------------------------------------------------------
+
+class _KeyStore:
+    """Primary keys of the input and of the target rows that stay, and the references to resolve,
+    in a private SQLite file: a set of any size at the memory cost of its page cache."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.executescript(
+            "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF;"
+            "CREATE TABLE input_keys (tbl TEXT, k, line INTEGER, row INTEGER, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
+            "CREATE TABLE kept_keys (tbl TEXT, k, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
+            "CREATE TABLE refs (child TEXT, col TEXT, parent TEXT, k, key TEXT, line INTEGER, row INTEGER);")
+
+    def add_keys(self, table: str, items: list[tuple[Any, int | None, int | None]]) -> list[tuple[int, Any, Any]]:
+        """Record ``(key, line, row)`` items; for each item whose key was already recorded, returns
+        its index with the line and row where the key came first."""
+        before = self.db.total_changes
+        self.db.execute("SAVEPOINT batch")
+        self.db.executemany("INSERT OR IGNORE INTO input_keys VALUES (?, ?, ?, ?)", [(table, *i) for i in items])
+        if self.db.total_changes - before == len(items):
+            self.db.execute("RELEASE batch")
+            return []
+        self.db.execute("ROLLBACK TO batch")  # some key repeats: find which, one at a time
+        self.db.execute("RELEASE batch")
+        repeats = []
+        for index, item in enumerate(items):
+            if not self.db.execute("INSERT OR IGNORE INTO input_keys VALUES (?, ?, ?, ?)", (table, *item)).rowcount:
+                first = self.db.execute("SELECT line, row FROM input_keys WHERE tbl = ? AND k = ?",
+                                        (table, item[0])).fetchone()
+                repeats.append((index, first[0], first[1]))
+        return repeats
+
+    def add_refs(self, rows: list[tuple[str, str, str, Any, str | None, int | None, int | None]]) -> None:
+        self.db.executemany("INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_kept(self, table: str, keys: list[Any]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO kept_keys VALUES (?, ?)", [(table, k) for k in keys])
+
+    def kept_also_in_input(self, table: str) -> Iterator[tuple[Any, int | None, int | None]]:
+        yield from self.db.execute("SELECT i.k, i.line, i.row FROM input_keys i JOIN kept_keys t "
+                                   "ON t.tbl = i.tbl AND t.k = i.k WHERE i.tbl = ? ORDER BY i.line, i.row", (table,))
+
+    def dangling(self) -> Iterator[tuple[str, str, str, Any, str | None, int | None, int | None]]:
+        yield from self.db.execute(
+            "SELECT child, col, parent, k, key, line, row FROM refs r "
+            "WHERE NOT EXISTS (SELECT 1 FROM input_keys i WHERE i.tbl = r.parent AND i.k = r.k) "
+            "AND NOT EXISTS (SELECT 1 FROM kept_keys t WHERE t.tbl = r.parent AND t.k = r.k) "
+            "ORDER BY child, line, row")
+
+
+@contextlib.contextmanager
+def _open_key_store() -> Iterator[_KeyStore]:
+    with tempfile.TemporaryDirectory(prefix="memoria-preflight-") as folder:  # created 0700
+        path = os.path.join(folder, "keys.sqlite")
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private before SQLite opens it
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            yield _KeyStore(db)
+        finally:
+            db.close()
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+def planned_columns(table: Table, caps: Capabilities) -> list[LiveColumn]:
+    """The columns a table the load would create will have: what its plan is checked against."""
+    return [LiveColumn(c.name, c.type, c.nullable and not c.primary_key, caps.column_type(c.type, c.length))
+            for c in table.columns]
+
+
+@dataclass
+class _Options:
+    source: str
+    tables: Sequence[str] | None = None
+    truncate: bool = True
+    create_missing: bool = True
+    allow_lossy: bool = False
+    check_completeness: bool = False
+    accept_altered: bool = False
+    max_problems: int = MAX_PROBLEMS
+    on_counts: OnCounts | None = None
+    on_batch: Callable[[str, int, int], None] | None = None
+
+
+class _Preflight:
+    """Mirrors ``load._Loader`` with every raise turned into a recorded problem and no write."""
+
+    def __init__(self, conn: Connection, live: dict[str, list[LiveColumn]], keys: _KeyStore, opts: _Options) -> None:
+        self.conn, self.live, self.keys, self.opts = conn, live, keys, opts
+        self.wanted = set(opts.tables) if opts.tables else None
+        self.report = PreflightReport(opts.source, mask_url(conn.url.raw), opts.max_problems)
+        self.plans: dict[str, ImportPlan] = {}
+        self.refused: set[str] = set()  # tables named once as a problem; their rows are skipped
+        self.header_tables: list[str] = []
+        self.rows_seen: dict[str, int] = {}
+        # Where the load creates missing catalogue tables, they are checked as they would be created.
+        self.created = [n for n in EXPORT_ORDER if n not in live and self._selected(n)] if opts.create_missing else []
+        self.completeness = Completeness(opts.source, self._selected) if opts.check_completeness else None
+        self.cut_short = False  # the input stopped parsing: counts against its header mean nothing
+
+    def _selected(self, name: str) -> bool:
+        return self.wanted is None or name in self.wanted
+
+    def _columns(self, name: str) -> list[LiveColumn] | None:
+        if name in self.live:
+            return self.live[name]
+        table = get_table(name)
+        return planned_columns(table, self.conn.capabilities) if table and name in self.created else None
+
+    async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> PreflightReport:
+        if self.wanted:
+            for name in sorted(n for n in self.wanted if self._columns(n) is None):
+                self.report.add(Problem("unknown table", table=name))
+        try:
+            async for event in events:
+                self.observe(event)
+        except InputError as exc:  # the input no longer parses: nothing after this point can be read
+            self.cut_short = True
+            self.report.add(Problem(exc.reason, table=exc.table, column=exc.column, line=exc.line, row=exc.row))
+        await self.finish()
+        return self.report
+
+    def observe(self, event: Event | CanonicalBatch) -> None:
+        if self.completeness:
+            try:
+                self.completeness.observe(event)
+            except InputError as exc:
+                self.report.add(Problem(exc.reason, line=exc.line))
+        if isinstance(event, Trailer):
+            return
+        if isinstance(event, Metadata):
+            self.header_tables = [n for n in event.table_names if self._columns(n) is not None and self._selected(n)]
+            if self.opts.on_counts:
+                self.opts.on_counts(_announced(event, self._selected))
+        elif isinstance(event, TableStart):
+            self._table(event.table, event.line)
+        elif isinstance(event, CanonicalBatch):
+            self._canonical(event)
+        else:
+            self._batch(event)
+
+    def _table(self, name: Any, line: int | None) -> str | None:
+        if not isinstance(name, str) or not self._selected(name) or name in self.refused:
+            return None
+        if name not in self.plans:
+            try:
+                check_table_name(name, source=self.opts.source, line=line)
+                columns = self._columns(name)
+                if columns is None:
+                    raise InputError("unknown table", source=self.opts.source, line=line, table=name)
+            except InputError as exc:
+                self.refused.add(name)
+                self.report.add(Problem(exc.reason, table=exc.table or name, line=line))
+                return None
+            self.plans[name] = ImportPlan(name, columns, self.conn.capabilities, self.report.warn)
+            self.report.tables[name] = TablePlan(name, self._action(name))
+        return name
+
+    def _action(self, name: str) -> str:
+        return "create" if name not in self.live else "empty" if self.opts.truncate else "append"
+
+    def _batch(self, batch: RowBatch) -> None:
+        name = self._table(batch.table, batch.first_line)
+        if name is None:
+            return
+        plan = self.plans[name]
+        places = [(batch.lines[i] if batch.lines else batch.first_line + i) for i in range(len(batch.rows))]
+        counts = [loss.count for loss in plan.losses]
+        try:
+            built = plan.build_batch(batch, self.opts.source)  # the load's own fast path
+        except InputError:
+            for loss, count in zip(plan.losses, counts):  # rows before the bad one were counted once already
+                loss.count = count
+            built, kept_places = [], []
+            for obj, where in zip(batch.rows, places):
+                try:
+                    built.append(plan.build(obj, where, self.opts.source, batch.by_row))
+                    kept_places.append(where)
+                except InputError as exc:
+                    self._row_problem(exc, name, obj)
+            places = kept_places
+        self._account(name, plan, built, [(None, w) if batch.by_row else (w, None) for w in places], batch.size)
+
+    def _canonical(self, batch: CanonicalBatch) -> None:
+        name = self._table(batch.layout.name, None)
+        if name is None:
+            return
+        plan = self.plans[name]
+        first = self.rows_seen.get(name, 0) + 1
+        self.rows_seen[name] = first - 1 + len(batch.rows)
+        counts = [loss.count for loss in plan.losses]
+        places: list[tuple[int | None, int | None]] = [(None, first + i) for i in range(len(batch.rows))]
+        try:
+            built = plan.from_canonical(batch.layout, batch.rows)
+        except InputError:
+            for loss, count in zip(plan.losses, counts):
+                loss.count = count
+            built, kept = [], []
+            for row, place in zip(batch.rows, places):
+                try:
+                    built += plan.from_canonical(batch.layout, [row])
+                    kept.append(place)
+                except InputError as exc:
+                    self.report.add(Problem(exc.reason, table=name, row=place[1],
+                                            key=_key_text(_canonical_key(batch, row, name))))
+            places = kept
+        self._account(name, plan, built, places, batch.size)
+
+    def _row_problem(self, exc: InputError, name: str, obj: Any) -> None:
+        table = get_table(name)
+        key = obj.get(table.primary_key[0]) if table and isinstance(obj, dict) else None
+        value = shorten(obj[exc.column]) if exc.column and isinstance(obj, dict) and exc.column in obj else None
+        if isinstance(key, (str, int)):  # its children still find it: one cause, one problem
+            self.keys.add_keys(name, [(key, exc.line, exc.row)])
+        self.report.add(Problem(exc.reason, table=name, column=exc.column, key=_key_text(key), line=exc.line,
+                                row=exc.row, value=value))
+
+    def _account(self, name: str, plan: ImportPlan, rows: list[Row], places: list[tuple[int | None, int | None]],
+                 size: int) -> None:
+        """Count the good rows, spool their keys (reporting repeats) and their references."""
+        self.report.tables[name].rows += len(rows)
+        if self.opts.on_batch and rows:
+            self.opts.on_batch(name, len(rows), size)
+        table = get_table(name)
+        if table is None or not rows:
+            return
+        pk = plan.columns.index(table.primary_key[0]) if table.primary_key[0] in plan.columns else None
+        if pk is not None:
+            items = [(row[pk], line, rown) for row, (line, rown) in zip(rows, places) if row[pk] is not None]
+            for index, first_line, first_row in self.keys.add_keys(name, items):
+                key, line, rown = items[index]
+                first = f"line {first_line}" if first_line is not None else f"row {first_row}"
+                self.report.add(Problem(f"duplicate primary key (first at {first})", table=name,
+                                        column=table.primary_key[0], key=_key_text(key), line=line, row=rown))
+        refs = []
+        for fk in table.foreign_keys:
+            if fk.columns[0] not in plan.columns:
+                continue
+            at = plan.columns.index(fk.columns[0])
+            refs += [(name, fk.columns[0], fk.parent, row[at], _key_text(row[pk]) if pk is not None else None, line,
+                      rown) for row, (line, rown) in zip(rows, places) if row[at] is not None]
+        self.keys.add_refs(refs)
+
+    async def finish(self) -> None:
+        for name in self.header_tables:  # tables the load would empty though the input has no rows
+            self._table(name, None)
+        if not self.plans and not self.refused:
+            self.report.add(Problem("the input holds no recognised table"))
+        self._completeness()
+        self._losses()
+        await self._against_target()
+        order = insert_order([*self.plans, *self.created])
+        self.report.tables = {n: self.report.tables.get(n) or TablePlan(n, "create") for n in order}
+
+    def _completeness(self) -> None:
+        tracker = self.completeness
+        if tracker is None or self.cut_short:
+            return
+        found = tracker.problems()
+        if self.opts.accept_altered:
+            if found:
+                self.report.warn(f"--accept-altered: {len(found)} completeness problem(s) not counted")
+            return
+        for problem in found:
+            self.report.add(Problem(problem.message, table=problem.table))
+        if not found and tracker.unprovable():
+            self.report.warn("the file announces no row counts and has no trailer: its completeness cannot be proven")
+
+    def _losses(self) -> None:
+        for name, plan in self.plans.items():
+            for loss in (x for x in plan.losses if x.count):
+                if self.opts.allow_lossy:
+                    self.report.warn(f"{name}.{loss.column} ({loss.target_type}): would store {loss.describe()} "
+                                     "changed (--allow-lossy)")
+                else:
+                    self.report.add(Problem(f"the target column ({loss.target_type}) would store {loss.describe()} "
+                                            "changed (widen the column, or --allow-lossy)", table=name,
+                                            column=loss.column))
+
+    async def _against_target(self) -> None:
+        """Keys and references against the rows the target keeps (read-only ``SELECT``s)."""
+        emptied = set(self.plans) if self.opts.truncate else set()
+        kept = [n for n in self.live if get_table(n) and n not in emptied]
+        parents = {fk.parent for n in self.plans for fk in _foreign_keys(n)}
+        for name in kept:  # the rows that stay: their keys resolve references and may collide
+            if name in parents or name in self.plans:
+                await self._spool_target_keys(name)
+        if not self.opts.truncate:
+            for name in [n for n in self.plans if n in self.live]:
+                table = get_table(name)
+                assert table is not None
+                for key, line, rown in self.keys.kept_also_in_input(name):
+                    self.report.add(Problem("primary key already in the target (--no-truncate)", table=name,
+                                            column=table.primary_key[0], key=_key_text(key), line=line, row=rown))
+        for name in kept:  # kept rows whose parent the load empties must find it in the input
+            await self._spool_target_refs(name, emptied)
+        after = set(self.live) | set(self.created)
+        for child, col, parent, value, key, line, rown in self.keys.dangling():
+            if parent not in after:
+                continue  # the check of the load only covers tables that exist
+            from_input = line is not None or rown is not None  # a target row has no place in the input
+            if from_input:
+                self.report.add(Problem(f"no row in {parent} holds this value (neither in the input nor kept in "
+                                        "the target)", table=child, column=col, key=key, line=line, row=rown,
+                                        value=shorten(value)))
+            else:
+                self.report.add(Problem(f"a row the target keeps refers to {parent} {shorten(value)}, which the "
+                                        "load removes", table=child, column=col, key=key))
+
+    async def _spool_target_keys(self, name: str) -> None:
+        table = get_table(name)
+        assert table is not None
+        column = table.primary_key[0]
+        if column not in {c.name for c in self.live[name]}:
+            return
+        async for rows in self.conn.read(name, [column], batch_rows=_KEY_READ_ROWS):
+            self.keys.add_kept(name, [r[0] for r in rows])
+
+    async def _spool_target_refs(self, name: str, emptied: set[str]) -> None:
+        table = get_table(name)
+        assert table is not None
+        present = {c.name for c in self.live[name]}
+        for fk in table.foreign_keys:
+            if fk.parent not in emptied or fk.columns[0] not in present:
+                continue
+            pk = table.primary_key[0]
+            async for rows in self.conn.read(name, [fk.columns[0], pk], batch_rows=_KEY_READ_ROWS):
+                self.keys.add_refs([(name, fk.columns[0], fk.parent, r[0], _key_text(r[1]), None, None)
+                                    for r in rows if r[0] is not None])
+
+
+def _foreign_keys(name: str) -> tuple[ForeignKey, ...]:
+    table = get_table(name)
+    return table.foreign_keys if table else ()
+
+
+def _key_text(key: Any) -> str | None:
+    return None if key is None else shorten(key) if not isinstance(key, (str, int)) else str(key)[:VALUE_CHARS]
+
+
+def _canonical_key(batch: CanonicalBatch, row: Row, name: str) -> Any:
+    table = get_table(name)
+    columns = batch.layout.columns
+    return row[columns.index(table.primary_key[0])] if table and table.primary_key[0] in columns else None
+
+
+def _announced(meta: Metadata, selected: Callable[[str], bool]) -> dict[str, int]:
+    tables = meta.values.get("tables")
+    entries = tables if isinstance(tables, list) else []
+    return {t["name"]: t["row_count"] for t in entries if isinstance(t, dict) and isinstance(t.get("name"), str)
+            and isinstance(t.get("row_count"), int) and selected(t["name"])}
+
+
+async def preflight_events(conn: Connection, events: AsyncIterator[Event | CanonicalBatch],
+                           opts: _Options) -> PreflightReport:
+    """Everything a load of ``events`` into ``conn`` would meet; ``conn`` only ever sees reads."""
+    started = time.perf_counter()
+    live = await live_tables(conn)
+    with _open_key_store() as keys:
+        report = await _Preflight(conn, live, keys, opts).run(events)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+async def preflight_import(
+    source: Source,
+    *,
+    database_url: str | None = None,
+    format: str | None = None,
+    tables: Sequence[str] | None = None,
+    truncate: bool = True,
+    source_label: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE,
+    allow_lossy: bool = False,
+    accept_altered: bool = False,
+    max_problems: int = MAX_PROBLEMS,
+    on_counts: OnCounts | None = None,
+    on_batch: Callable[[str, int, int], None] | None = None,
+) -> PreflightReport:
+    """``import-data --dry-run``: what ``import_data`` with the same arguments would do, and every
+    problem it would meet; the target is only read."""
+    label = source_label or source_name(source)
+    fmt = normalise_format(format)
+    opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, check_completeness=True,
+                    accept_altered=accept_altered, max_problems=max_problems, on_counts=on_counts, on_batch=on_batch)
+    async with open_source(source, name=label) as stream:
+        if fmt is None:
+            fmt, stream = await sniff_format(stream, limit=max_line_bytes)
+        events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
+        async with connect(resolve_url(database_url)) as conn:
+            return await preflight_events(conn, events, opts)
+
+
+async def preflight_copy(
+    source_url: str,
+    target_url: str,
+    *,
+    tables: Sequence[str] | None = None,
+    truncate: bool = True,
+    allow_lossy: bool = False,
+    max_problems: int = MAX_PROBLEMS,
+    batch_rows: int = BATCH_ROWS,
+    on_counts: OnCounts | None = None,
+    on_batch: Callable[[str, int, int], None] | None = None,
+) -> PreflightReport:
+    """``copy --dry-run``: the source read inside one snapshot through the copy's plans, checked
+    against the target as ``copy`` would load it; the target is only read."""
+    label = mask_url(source_url)
+    opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, max_problems=max_problems,
+                    on_counts=on_counts, on_batch=on_batch)
+    async with connect(source_url) as reader, connect(target_url) as target, reader.snapshot():
+        names = await resolve_tables(reader, tables, RunReport("copy"))
+        opts.tables = names
+        events = _source_events(reader, names, batch_rows)
+        return await preflight_events(target, events, opts)
+
+
+async def _source_events(conn: Connection, names: list[str], batch_rows: int) -> AsyncIterator[Event | CanonicalBatch]:
+    counts = {}
+    for name in names:
+        rows = await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(name)}")
+        counts[name] = int(rows[0][0])
+    yield Metadata({"tables": [{"name": n, "row_count": c} for n, c in counts.items()],
+                    "generator": f"memoria-stream {__version__}"})
+    for name in names:
+        plan = export_plan(name, await conn.columns(name), conn.capabilities)
+        yield TableStart(name)
+        async for raw in conn.read(name, plan.layout.columns, batch_rows=batch_rows):
+            decoded: list[Row] = [tuple(r) for r in plan.decode(raw)]
+            yield CanonicalBatch(plan.layout, decoded, sum(len(v) if isinstance(v, (str, bytes)) else 8
+                                                           for row in decoded for v in row))
