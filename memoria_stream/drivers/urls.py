@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -51,6 +52,10 @@ class DatabaseURL:
     def file_missing(self) -> bool:
         """Whether this names a database file that does not exist (yet)."""
         return self.file_path is not None and not self.file_path.exists()
+
+    def empty_stand_in(self) -> "DatabaseURL":
+        """An in-memory database of the same backend: what a file that does not exist yet holds."""
+        return replace(self, raw=f"{self.backend}://", database=None)
 
     @property
     def name(self) -> str | None:

@@ -26,7 +26,7 @@ from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableStart, Tr
 from memoria_stream.codecs.streams import Source, open_source, sniff_format, source_name
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
-from memoria_stream.drivers.urls import mask_url, resolve_url
+from memoria_stream.drivers.urls import mask_url, parse_url, resolve_url
 from memoria_stream.errors import InputError
 from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Table, get_table, insert_order
 from memoria_stream.transfer.completeness import Completeness
@@ -534,7 +534,7 @@ async def preflight_import(
         if fmt is None:
             fmt, stream = await sniff_format(stream, limit=max_line_bytes)
         events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
-        async with connect(resolve_url(database_url)) as conn:
+        async with _looking_at(resolve_url(database_url)) as conn:
             return await preflight_events(conn, events, opts)
 
 
@@ -555,7 +555,7 @@ async def preflight_copy(
     label = mask_url(source_url)
     opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, max_problems=max_problems,
                     on_counts=on_counts, on_batch=on_batch)
-    async with connect(source_url) as reader, connect(target_url) as target, reader.snapshot():
+    async with connect(source_url) as reader, _looking_at(target_url) as target, reader.snapshot():
         names = await resolve_tables(reader, tables, RunReport("copy"))
         opts.tables = names
         events = _source_events(reader, names, batch_rows)
@@ -576,3 +576,13 @@ async def _source_events(conn: Connection, names: list[str], batch_rows: int) ->
             decoded: list[Row] = [tuple(r) for r in plan.decode(raw)]
             yield CanonicalBatch(plan.layout, decoded, sum(len(v) if isinstance(v, (str, bytes)) else 8
                                                            for row in decoded for v in row))
+
+
+@contextlib.asynccontextmanager
+async def _looking_at(target_url: str) -> AsyncIterator[Connection]:
+    """The target opened read-only, so a dry run cannot write even by mistake; a database file that
+    does not exist yet is checked as the empty database the load would create (and is not created)."""
+    parsed = parse_url(target_url)
+    stand_in = parsed.empty_stand_in() if parsed.file_missing else None
+    async with connect(stand_in or parsed, read_only=stand_in is None) as conn:
+        yield conn

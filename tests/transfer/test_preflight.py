@@ -240,3 +240,12 @@ async def test_api_dry_run(db_url: str, backend: str, tmp_path: Path) -> None:
             assert passed.status_code == 200, passed.text
             assert passed.json()["ok"] is True and passed.json()["total_rows"] == 600
     assert await table_names(db_url) == []
+
+
+async def test_dry_run_into_a_missing_sqlite_file_creates_nothing(tmp_path: Path, capsys: Any) -> None:
+    """A file that does not exist yet is checked as the empty database the load would create."""
+    target = tmp_path / "not-yet.db"
+    status = await cli("import-data", str(SAMPLES / "memoria-sample.ndjson"), "--database-url",
+                       f"sqlite:///{target}", "--dry-run")
+    assert status == 0, capsys.readouterr().err
+    assert not target.exists()
