@@ -14,7 +14,7 @@ import pytest
 from support.backup_helpers import T0, encode, insert_allowed, insert_link, prepare, rows, schema_fingerprint, table_digest
 from memoria_stream.backup import files as backup_files
 from memoria_stream.drivers import native_backup as backup_native
-from memoria_stream.cli.main import main as cli
+from memoria_stream.cli.main import main as cli_main
 from memoria_stream.backup.actions import create_backup, list_backups, restore_backup
 from memoria_stream.drivers import connect
 from memoria_stream.errors import DatabaseError, InputError
@@ -124,7 +124,7 @@ async def test_password_goes_through_the_environment(
 
 
 def _cli(*argv: str) -> int:
-    return cli.main(list(argv))
+    return cli_main(list(argv))
 
 
 async def test_cli_create_list_restore(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from support.backup_helpers import prepare
 from support.databases import MYSQL_ADMIN_URL
 from memoria_stream.backup import files as backup_files
-from memoria_stream.cli.main import main as cli
+from memoria_stream.cli.main import main as cli_main
 from memoria_stream.backup.actions import create_backup, list_backups
 from memoria_stream.drivers import connect
 from memoria_stream.transfer.files import export_data
@@ -135,7 +135,7 @@ async def test_cli_list_shows_identity_and_filters_by_database(
     shared = tmp_path / "backups"
     mine, other = await create_backup(first, shared), await create_backup(second, shared)
     assert mine is not None and other is not None
-    assert await anyio.to_thread.run_sync(cli.main, ["backup", "list", "--backup-dir", str(shared),
+    assert await anyio.to_thread.run_sync(cli_main, ["backup", "list", "--backup-dir", str(shared),
                                                      "--database-url", first]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(mine)]
@@ -164,7 +164,7 @@ async def test_mysql_database_named_like_an_option_is_refused(
     with pytest.raises(ConfigurationError, match="refusing database name '--version'"):
         await create_backup(option_named_mysql_db, tmp_path)
     assert list(tmp_path.iterdir()) == []  # no 0-byte "backup"
-    code = await anyio.to_thread.run_sync(cli.main, ["backup", "create", "--database-url", option_named_mysql_db,
+    code = await anyio.to_thread.run_sync(cli_main, ["backup", "create", "--database-url", option_named_mysql_db,
                                                      "--backup-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == ConfigurationError.exit_code and err.count("\n") == 1 and "Traceback" not in err
