@@ -54,3 +54,14 @@ def test_only_drivers_name_a_dialect() -> None:
 def test_few_modules_at_the_package_root() -> None:
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(loose) <= MAX_ROOT_MODULES, f"{len(loose)} modules at memoria_stream/ root: {loose}"
+
+
+def test_no_module_imports_itself_back() -> None:
+    """No import cycle between any two modules of the package (function-level imports included)."""
+    import grimp
+
+    graph = grimp.build_graph("memoria_stream")
+    cycles = sorted({tuple(sorted((module, dep))) for module in graph.modules
+                     for dep in graph.find_modules_directly_imported_by(module)
+                     if graph.chain_exists(importer=dep, imported=module)})
+    assert not cycles, cycles
