@@ -33,7 +33,7 @@ from memoria_stream.transfer.files import import_data
 from memoria_stream.transfer.preflight import preflight_import
 from memoria_stream.errors import InputError
 from memoria_stream.codecs.streams import CHUNK, Source, format_from_name, prepend
-from memoria_stream.api.inputs import (accept_altered_param, allow_lossy_param, dry_run_param, check_declared_size, format_param, limited_receive, query_tables, read_capped,
+from memoria_stream.api.inputs import (check_declared_size, format_param, limited_receive, off_unless_asked, query_tables, read_capped,
                      tables_param, truncate_param)
 from memoria_stream.api.responses import failure, log, ok
 from memoria_stream.api.settings import Settings
@@ -62,8 +62,8 @@ async def import_endpoint(request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     try:
         check_declared_size(request, settings.max_upload_bytes)
-        allow_lossy = allow_lossy_param(request.query_params.get("allow_lossy"))
-        dry_run = dry_run_param(request.query_params.get("dry_run"))
+        allow_lossy = off_unless_asked(request.query_params.get("allow_lossy"), "allow_lossy")
+        dry_run = off_unless_asked(request.query_params.get("dry_run"), "dry_run")
         limited = Request(request.scope, limited_receive(request.receive, settings.max_upload_bytes))
         async with import_job(limited, settings) as job:
             if dry_run:
@@ -123,7 +123,7 @@ def _multipart_job(request: Request, form: Any) -> ImportJob:
         format=fmt,
         tables=query_tables(request) or tables_param(form.getlist("table") or None),
         truncate=truncate_param(query.get("truncate", form.get("truncate"))),
-        accept_altered=accept_altered_param(query.get("accept_altered", form.get("accept_altered"))),
+        accept_altered=off_unless_asked(query.get("accept_altered", form.get("accept_altered")), "accept_altered"),
     )
 
 
@@ -157,7 +157,7 @@ def _wrapped_job(request: Request, body: dict[str, Any]) -> ImportJob:
     flag = body["truncate"] if "truncate" in body else request.query_params.get("truncate")
     altered = body["accept_altered"] if "accept_altered" in body else request.query_params.get("accept_altered")
     return ImportJob(source=source, label="request data", format=fmt, tables=tables,
-                     truncate=truncate_param(flag), accept_altered=accept_altered_param(altered))
+                     truncate=truncate_param(flag), accept_altered=off_unless_asked(altered, "accept_altered"))
 
 
 def _embedded(data: Any, fmt: str | None) -> bytes:
@@ -193,5 +193,5 @@ def _query_job(request: Request, source: Source, label: str) -> ImportJob:
     query = request.query_params
     return ImportJob(source=source, label=label, format=format_param(query.get("format")),
                      tables=query_tables(request), truncate=truncate_param(query.get("truncate")),
-                     accept_altered=accept_altered_param(query.get("accept_altered")))
+                     accept_altered=off_unless_asked(query.get("accept_altered"), "accept_altered"))
 

@@ -45,25 +45,12 @@ def truncate_param(value: Any) -> bool:
     return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="truncate")
 
 
-def allow_lossy_param(value: Any) -> bool:
-    """Refuse values the target's columns would change unless ``allow_lossy`` says otherwise."""
+def off_unless_asked(value: Any, name: str) -> bool:
+    """A flag that is off unless the request sets it (``allow_lossy``, ``dry_run``, ``accept_altered``);
+    strict, so ``"maybe"`` is an error naming ``name``."""
     if value is None or value == "":
         return False
-    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="allow_lossy")
-
-
-def dry_run_param(value: Any) -> bool:
-    """Off unless asked: check the import and report every problem, changing nothing."""
-    if value is None or value == "":
-        return False
-    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="dry_run")
-
-
-def accept_altered_param(value: Any) -> bool:
-    """Off unless asked: importing a file whose rows do not match its header or trailer."""
-    if value is None or value == "":
-        return False
-    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name="accept_altered")
+    return parse_bool_flag(value.strip() if isinstance(value, str) else value, name=name)
 
 
 def query_tables(request: Request) -> list[str] | None:

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
 
+from memoria_stream.codecs.base import Event
 from memoria_stream.codecs import DEFAULT_MAX_LINE, decoder_for, encoder_for, normalise_format
 from memoria_stream.drivers import connect
 from memoria_stream.transfer.export import BATCH_ROWS, OnBatch, export_tables, resolve_tables
@@ -113,11 +114,7 @@ async def import_data(
     Rows that do not match the header's counts or the trailer roll the import back, unless ``accept_altered``."""
     started = time.perf_counter()
     label = source_label or source_name(source)
-    fmt = normalise_format(format)
-    async with open_source(source, name=label) as stream:
-        if fmt is None:
-            fmt, stream = await sniff_format(stream, limit=max_line_bytes)
-        events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
+    async with open_events(source, label, format, max_line_bytes) as (fmt, events):
         async with connect(resolve_url(database_url)) as conn:
             report = await import_events(conn, events, source=label, tables=tables, truncate=truncate,
                                          on_batch=on_batch, on_counts=on_counts, allow_lossy=allow_lossy,
@@ -125,3 +122,15 @@ async def import_data(
     report.format = fmt
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.asynccontextmanager
+async def open_events(source: Source, label: str, format: str | None,
+                      max_line_bytes: int = DEFAULT_MAX_LINE) -> AsyncIterator[tuple[str, AsyncIterator[Event]]]:
+    """``async with open_events(...) as (format, events)``: an input decoded as it is read, its
+    format taken from ``format`` or else sniffed from the content."""
+    fmt = normalise_format(format)
+    async with open_source(source, name=label) as stream:
+        if fmt is None:
+            fmt, stream = await sniff_format(stream, limit=max_line_bytes)
+        yield fmt, decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)

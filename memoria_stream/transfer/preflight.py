@@ -31,6 +31,7 @@ from memoria_stream.errors import InputError
 from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Table, get_table, insert_order
 from memoria_stream.transfer.completeness import Completeness
 from memoria_stream.transfer.export import BATCH_ROWS, resolve_tables
+from memoria_stream.transfer.files import open_events
 from memoria_stream.transfer.load import CanonicalBatch, OnCounts
 from memoria_stream.transfer.plans import ImportPlan, check_table_name, export_plan
 from memoria_stream.transfer.reports import RunReport
@@ -527,13 +528,9 @@ async def preflight_import(
     """``import-data --dry-run``: what ``import_data`` with the same arguments would do, and every
     problem it would meet; the target is only read."""
     label = source_label or source_name(source)
-    fmt = normalise_format(format)
     opts = _Options(label, tables, truncate=truncate, allow_lossy=allow_lossy, check_completeness=True,
                     accept_altered=accept_altered, max_problems=max_problems, on_counts=on_counts, on_batch=on_batch)
-    async with open_source(source, name=label) as stream:
-        if fmt is None:
-            fmt, stream = await sniff_format(stream, limit=max_line_bytes)
-        events = decoder_for(fmt, max_line=max_line_bytes).events(stream, source=label)
+    async with open_events(source, label, format, max_line_bytes) as (_, events):
         async with _looking_at(resolve_url(database_url)) as conn:
             return await preflight_events(conn, events, opts)
 
