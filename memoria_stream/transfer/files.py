@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import zlib
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
+
+if sys.version_info < (3, 11):  # a builtin from 3.11; anyio brings the backport before
+    from exceptiongroup import BaseExceptionGroup
 
 from memoria_stream.codecs.base import Event
 from memoria_stream.codecs import DEFAULT_MAX_LINE, decoder_for, encoder_for, normalise_format

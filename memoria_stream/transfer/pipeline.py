@@ -6,9 +6,13 @@ exception group and not the ``BrokenResourceError`` its neighbours got as a cons
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Coroutine, Iterator
 
 import anyio
+
+if sys.version_info < (3, 11):  # a builtin from 3.11; anyio brings the backport before
+    from exceptiongroup import BaseExceptionGroup
 
 # The queue between two stages holds this many batches; with batches bounded by rows and bytes,
 # memory stays flat however large the input is.
