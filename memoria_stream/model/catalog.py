@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from memoria_stream.model.types import ColumnType
 
@@ -45,6 +45,8 @@ class Index:
 class Check:
     name: str
     expression: str  # portable SQL over unquoted column names
+    column: str  # the one column it reads
+    allows: Callable[[Any], bool]  # the same rule in Python, for a dry run (NULL passes, as in SQL)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def _ix(name: str, *columns: str, unique: bool = False) -> Index:
 
 def _range_check(name: str, column: str) -> Check:
     """The Y/Z axis bound: NULL or within [-15.0, 15.0]."""
-    return Check(name, f"{column} IS NULL OR ({column} >= -15.0 AND {column} <= 15.0)")
+    return Check(name, f"{column} IS NULL OR ({column} >= -15.0 AND {column} <= 15.0)", column,
+                 lambda v: v is None or -15.0 <= v <= 15.0)
 
 
 _TEAM_FK = _fk("team_id", "teams", "team_id")
@@ -406,7 +409,7 @@ SPATIAL_METADATA = Table(
         _ix("idx_spatial_workspace_namespace", "workspace_id", "namespace"),
     ),
     checks=(
-        Check("ck_spatial_metadata_namespace_nonempty", "namespace <> ''"),
+        Check("ck_spatial_metadata_namespace_nonempty", "namespace <> ''", "namespace", lambda v: v != ""),
         _range_check("ck_spatial_metadata_y_range", "y"),
         _range_check("ck_spatial_metadata_z_range", "z"),
     ),

@@ -13,197 +13,33 @@ The target only ever sees reads: table and column lists and ``SELECT``s of key c
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
-import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import orjson
 
 from memoria_stream import __version__
-from memoria_stream.codecs import DEFAULT_MAX_LINE, decoder_for, normalise_format
+from memoria_stream.codecs import DEFAULT_MAX_LINE
 from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableStart, Trailer
-from memoria_stream.codecs.streams import Source, open_source, sniff_format, source_name
+from memoria_stream.codecs.streams import Source, source_name
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 from memoria_stream.drivers.urls import mask_url, parse_url, resolve_url
 from memoria_stream.errors import InputError
-from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Table, get_table, insert_order
+from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, Index, Table, get_table, insert_order
 from memoria_stream.transfer.completeness import Completeness
 from memoria_stream.transfer.export import BATCH_ROWS, resolve_tables
 from memoria_stream.transfer.files import open_events
 from memoria_stream.transfer.load import CanonicalBatch, OnCounts
+from memoria_stream.transfer.preflight_keys import KeyStore, Place, open_key_store
+from memoria_stream.transfer.preflight_report import MAX_PROBLEMS, PreflightReport, Problem, TablePlan, key_text, shorten
 from memoria_stream.transfer.plans import ImportPlan, check_table_name, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import live_tables
 from memoria_stream.model.types import Row
 
-MAX_PROBLEMS = 100
-VALUE_CHARS = 40  # an offending value is shown shortened to about this many characters
 _KEY_READ_ROWS = 10_000
-
-
-# --- the report ---------------------------------------------------------------------------------
-
-@dataclass
-class Problem:
-    """One reason the load would fail, with where it is: ``line`` (NDJSON) or ``row`` (JSON, copy)."""
-
-    message: str
-    table: str | None = None
-    column: str | None = None
-    key: str | None = None
-    line: int | None = None
-    row: int | None = None
-    value: str | None = None
-
-    def render(self, source: str) -> str:
-        where = f"{source}:{self.line}" if self.line is not None else source
-        parts = [where]
-        if self.table:
-            parts.append(f"table {self.table}")
-        if self.row is not None:
-            parts.append(f"row {self.row}")
-        if self.key is not None:
-            parts.append(f"key {self.key}")
-        if self.column:
-            parts.append(f"column {self.column}")
-        shown = f" (value {self.value})" if self.value is not None else ""
-        return f"{', '.join(parts)}: {self.message}{shown}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "column": self.column, "key": self.key, "line": self.line,
-                "row": self.row, "value": self.value, "message": self.message}
-
-
-@dataclass
-class TablePlan:
-    """What the load would do to one table: ``create``, ``empty`` (then load) or ``append``."""
-
-    name: str
-    action: str
-    rows: int = 0
-
-
-@dataclass
-class PreflightReport:
-    source: str
-    target: str = ""
-    max_problems: int = MAX_PROBLEMS
-    tables: dict[str, TablePlan] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)  # the first ``max_problems``
-    problem_count: int = 0  # all of them
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.problem_count == 0
-
-    @property
-    def total_rows(self) -> int:
-        return sum(t.rows for t in self.tables.values())
-
-    def add(self, problem: Problem) -> None:
-        self.problem_count += 1
-        if len(self.problems) < self.max_problems:
-            self.problems.append(problem)
-
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
-
-    def verdict(self) -> str:
-        if self.ok:
-            return f"dry run: the load would succeed ({self.total_rows:,} rows); nothing was changed"
-        shown = f" (first {len(self.problems)} shown)" if len(self.problems) < self.problem_count else ""
-        return (f"dry run: the load would FAIL: {self.problem_count:,} problem"
-                f"{'s' if self.problem_count != 1 else ''}{shown}; nothing was changed")
-
-    def render(self) -> str:
-        width = max([len(n) for n in self.tables] + [5])
-        lines = [f"dry run of {self.source} into {self.target}".rstrip(),
-                 f"{'table':<{width}}  {'action':<7}  {'rows':>12}"]
-        lines += [f"{t.name:<{width}}  {t.action:<7}  {t.rows:>12,}" for t in self.tables.values()]
-        lines += [f"warning: {w}" for w in self.warnings]
-        lines += [f"problem: {p.render(self.source)}" for p in self.problems]
-        lines.append(self.verdict())
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"operation": "dry-run", "ok": self.ok, "source": self.source, "target": self.target,
-                "tables": [{"name": t.name, "action": t.action, "rows": t.rows} for t in self.tables.values()],
-                "total_rows": self.total_rows, "problem_count": self.problem_count,
-                "problems": [p.as_dict() for p in self.problems], "warnings": self.warnings,
-                "seconds": round(self.seconds, 4)}
-
-
-def shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS - 1] + "…"
-
-
-# --- keys spooled to disk -----------------------------------------------------------------------
-
-class _KeyStore:
-    """Primary keys of the input and of the target rows that stay, and the references to resolve,
-    in a private SQLite file: a set of any size at the memory cost of its page cache."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        db.executescript(
-            "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF;"
-            "CREATE TABLE input_keys (tbl TEXT, k, line INTEGER, row INTEGER, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
-            "CREATE TABLE kept_keys (tbl TEXT, k, PRIMARY KEY (tbl, k)) WITHOUT ROWID;"
-            "CREATE TABLE refs (child TEXT, col TEXT, parent TEXT, k, key TEXT, line INTEGER, row INTEGER);")
-
-    def add_keys(self, table: str, items: list[tuple[Any, int | None, int | None]]) -> list[tuple[int, Any, Any]]:
-        """Record ``(key, line, row)`` items; for each item whose key was already recorded, returns
-        its index with the line and row where the key came first."""
-        before = self.db.total_changes
-        self.db.execute("SAVEPOINT batch")
-        self.db.executemany("INSERT OR IGNORE INTO input_keys VALUES (?, ?, ?, ?)", [(table, *i) for i in items])
-        if self.db.total_changes - before == len(items):
-            self.db.execute("RELEASE batch")
-            return []
-        self.db.execute("ROLLBACK TO batch")  # some key repeats: find which, one at a time
-        self.db.execute("RELEASE batch")
-        repeats = []
-        for index, item in enumerate(items):
-            if not self.db.execute("INSERT OR IGNORE INTO input_keys VALUES (?, ?, ?, ?)", (table, *item)).rowcount:
-                first = self.db.execute("SELECT line, row FROM input_keys WHERE tbl = ? AND k = ?",
-                                        (table, item[0])).fetchone()
-                repeats.append((index, first[0], first[1]))
-        return repeats
-
-    def add_refs(self, rows: list[tuple[str, str, str, Any, str | None, int | None, int | None]]) -> None:
-        self.db.executemany("INSERT INTO refs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def add_kept(self, table: str, keys: list[Any]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO kept_keys VALUES (?, ?)", [(table, k) for k in keys])
-
-    def kept_also_in_input(self, table: str) -> Iterator[tuple[Any, int | None, int | None]]:
-        yield from self.db.execute("SELECT i.k, i.line, i.row FROM input_keys i JOIN kept_keys t "
-                                   "ON t.tbl = i.tbl AND t.k = i.k WHERE i.tbl = ? ORDER BY i.line, i.row", (table,))
-
-    def dangling(self) -> Iterator[tuple[str, str, str, Any, str | None, int | None, int | None]]:
-        yield from self.db.execute(
-            "SELECT child, col, parent, k, key, line, row FROM refs r "
-            "WHERE NOT EXISTS (SELECT 1 FROM input_keys i WHERE i.tbl = r.parent AND i.k = r.k) "
-            "AND NOT EXISTS (SELECT 1 FROM kept_keys t WHERE t.tbl = r.parent AND t.k = r.k) "
-            "ORDER BY child, line, row")
-
-
-@contextlib.contextmanager
-def _open_key_store() -> Iterator[_KeyStore]:
-    with tempfile.TemporaryDirectory(prefix="memoria-preflight-") as folder:  # created 0700
-        path = os.path.join(folder, "keys.sqlite")
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private before SQLite opens it
-        db = sqlite3.connect(path, isolation_level=None)
-        try:
-            yield _KeyStore(db)
-        finally:
-            db.close()
 
 
 # --- the checks -----------------------------------------------------------------------------------
@@ -231,7 +67,7 @@ class _Options:
 class _Preflight:
     """Mirrors ``load._Loader`` with every raise turned into a recorded problem and no write."""
 
-    def __init__(self, conn: Connection, live: dict[str, list[LiveColumn]], keys: _KeyStore, opts: _Options) -> None:
+    def __init__(self, conn: Connection, live: dict[str, list[LiveColumn]], keys: KeyStore, opts: _Options) -> None:
         self.conn, self.live, self.keys, self.opts = conn, live, keys, opts
         self.wanted = set(opts.tables) if opts.tables else None
         self.report = PreflightReport(opts.source, mask_url(conn.url.raw), opts.max_problems)
@@ -348,7 +184,7 @@ class _Preflight:
                     kept.append(place)
                 except InputError as exc:
                     self.report.add(Problem(exc.reason, table=name, row=place[1],
-                                            key=_key_text(_canonical_key(batch, row, name))))
+                                            key=key_text(_canonical_key(batch, row, name))))
             places = kept
         self._account(name, plan, built, places, batch.size)
 
@@ -358,12 +194,12 @@ class _Preflight:
         value = shorten(obj[exc.column]) if exc.column and isinstance(obj, dict) and exc.column in obj else None
         if isinstance(key, (str, int)):  # its children still find it: one cause, one problem
             self.keys.add_keys(name, [(key, exc.line, exc.row)])
-        self.report.add(Problem(exc.reason, table=name, column=exc.column, key=_key_text(key), line=exc.line,
+        self.report.add(Problem(exc.reason, table=name, column=exc.column, key=key_text(key), line=exc.line,
                                 row=exc.row, value=value))
 
-    def _account(self, name: str, plan: ImportPlan, rows: list[Row], places: list[tuple[int | None, int | None]],
-                 size: int) -> None:
-        """Count the good rows, spool their keys (reporting repeats) and their references."""
+    def _account(self, name: str, plan: ImportPlan, rows: list[Row], places: list[Place], size: int) -> None:
+        """Count the good rows, check them as the target's constraints would, spool their keys
+        (reporting repeats) and their references."""
         self.report.tables[name].rows += len(rows)
         if self.opts.on_batch and rows:
             self.opts.on_batch(name, len(rows), size)
@@ -371,19 +207,47 @@ class _Preflight:
         if table is None or not rows:
             return
         pk = plan.columns.index(table.primary_key[0]) if table.primary_key[0] in plan.columns else None
+        self._check_constraints(table, plan, rows, places, pk)
         if pk is not None:
             items = [(row[pk], line, rown) for row, (line, rown) in zip(rows, places) if row[pk] is not None]
-            for index, first_line, first_row in self.keys.add_keys(name, items):
-                key, line, rown = items[index]
-                first = f"line {first_line}" if first_line is not None else f"row {first_row}"
-                self.report.add(Problem(f"duplicate primary key (first at {first})", table=name,
-                                        column=table.primary_key[0], key=_key_text(key), line=line, row=rown))
+            self._record_keys(name, name, table.primary_key[0], "duplicate primary key", items)
+        for index in unique_indexes(table):
+            if all(c in plan.columns for c in index.columns):
+                at = [plan.columns.index(c) for c in index.columns]
+                items = [(_unique_value(row, at), line, rown) for row, (line, rown) in zip(rows, places)
+                         if all(row[i] is not None for i in at)]  # NULLs never collide in SQL
+                self._record_keys(name, _unique_space(name, index), ", ".join(index.columns),
+                                  f"duplicate value of unique {index.name}", items)
+        self._spool_references(name, table, plan, rows, places, pk)
+
+    def _check_constraints(self, table: Table, plan: ImportPlan, rows: list[Row], places: list[Place],
+                           pk: int | None) -> None:
+        for check in table.checks:
+            if check.column not in plan.columns:
+                continue
+            at = plan.columns.index(check.column)
+            for row, (line, rown) in zip(rows, places):
+                if not check.allows(row[at]):
+                    self.report.add(Problem(f"breaks the check {check.name} ({check.expression})", table=table.name,
+                                            column=check.column, key=key_text(row[pk]) if pk is not None else None,
+                                            line=line, row=rown, value=shorten(row[at])))
+
+    def _record_keys(self, name: str, space: str, column: str, what: str,
+                     items: list[tuple[Any, int | None, int | None]]) -> None:
+        for index, first_line, first_row in self.keys.add_keys(space, items):
+            key, line, rown = items[index]
+            first = f"line {first_line}" if first_line is not None else f"row {first_row}"
+            self.report.add(Problem(f"{what} (first at {first})", table=name, column=column,
+                                    key=key_text(key), line=line, row=rown))
+
+    def _spool_references(self, name: str, table: Table, plan: ImportPlan, rows: list[Row], places: list[Place],
+                          pk: int | None) -> None:
         refs = []
         for fk in table.foreign_keys:
             if fk.columns[0] not in plan.columns:
                 continue
             at = plan.columns.index(fk.columns[0])
-            refs += [(name, fk.columns[0], fk.parent, row[at], _key_text(row[pk]) if pk is not None else None, line,
+            refs += [(name, fk.columns[0], fk.parent, row[at], key_text(row[pk]) if pk is not None else None, line,
                       rown) for row, (line, rown) in zip(rows, places) if row[at] is not None]
         self.keys.add_refs(refs)
 
@@ -437,7 +301,8 @@ class _Preflight:
                 assert table is not None
                 for key, line, rown in self.keys.kept_also_in_input(name):
                     self.report.add(Problem("primary key already in the target (--no-truncate)", table=name,
-                                            column=table.primary_key[0], key=_key_text(key), line=line, row=rown))
+                                            column=table.primary_key[0], key=key_text(key), line=line, row=rown))
+                await self._unique_against_target(table)
         for name in kept:  # kept rows whose parent the load empties must find it in the input
             await self._spool_target_refs(name, emptied)
         after = set(self.live) | set(self.created)
@@ -462,6 +327,21 @@ class _Preflight:
         async for rows in self.conn.read(name, [column], batch_rows=_KEY_READ_ROWS):
             self.keys.add_kept(name, [r[0] for r in rows])
 
+    async def _unique_against_target(self, table: Table) -> None:
+        """Under ``--no-truncate``: input values of a unique index that rows of the target already hold."""
+        present = {c.name for c in self.live[table.name]}
+        for index in unique_indexes(table):
+            if not all(c in present for c in index.columns):
+                continue
+            space = _unique_space(table.name, index)
+            async for rows in self.conn.read(table.name, list(index.columns), batch_rows=_KEY_READ_ROWS):
+                at = list(range(len(index.columns)))
+                self.keys.add_kept(space, [_unique_value(r, at) for r in rows if None not in tuple(r)])
+            for value, line, rown in self.keys.kept_also_in_input(space):
+                self.report.add(Problem(f"value of unique {index.name} already in the target (--no-truncate)",
+                                        table=table.name, column=", ".join(index.columns), key=shorten(value),
+                                        line=line, row=rown))
+
     async def _spool_target_refs(self, name: str, emptied: set[str]) -> None:
         table = get_table(name)
         assert table is not None
@@ -471,7 +351,7 @@ class _Preflight:
                 continue
             pk = table.primary_key[0]
             async for rows in self.conn.read(name, [fk.columns[0], pk], batch_rows=_KEY_READ_ROWS):
-                self.keys.add_refs([(name, fk.columns[0], fk.parent, r[0], _key_text(r[1]), None, None)
+                self.keys.add_refs([(name, fk.columns[0], fk.parent, r[0], key_text(r[1]), None, None)
                                     for r in rows if r[0] is not None])
 
 
@@ -480,8 +360,21 @@ def _foreign_keys(name: str) -> tuple[ForeignKey, ...]:
     return table.foreign_keys if table else ()
 
 
-def _key_text(key: Any) -> str | None:
-    return None if key is None else shorten(key) if not isinstance(key, (str, int)) else str(key)[:VALUE_CHARS]
+
+def unique_indexes(table: Table) -> list[Index]:
+    """The unique indexes and constraints a load must not break (the primary key is checked apart)."""
+    return [i for i in (*table.indexes, *table.unique_constraints) if i.unique]
+
+
+def _unique_space(name: str, index: Index) -> str:
+    return f"{name}#{index.name}"  # never a table's name: kept apart from primary keys in the store
+
+
+def _unique_value(row: Row, at: list[int]) -> Any:
+    """One index value as the store keeps it: the value itself, or JSON text for several columns."""
+    if len(at) == 1:
+        return row[at[0]]
+    return orjson.dumps([row[i] for i in at], default=str).decode()
 
 
 def _canonical_key(batch: CanonicalBatch, row: Row, name: str) -> Any:
@@ -502,7 +395,7 @@ async def preflight_events(conn: Connection, events: AsyncIterator[Event | Canon
     """Everything a load of ``events`` into ``conn`` would meet; ``conn`` only ever sees reads."""
     started = time.perf_counter()
     live = await live_tables(conn)
-    with _open_key_store() as keys:
+    with open_key_store() as keys:
         report = await _Preflight(conn, live, keys, opts).run(events)
     report.seconds = time.perf_counter() - started
     return report

@@ -85,6 +85,13 @@ def seeded_file(path: Path, backend: str) -> set[Seed]:
     seed("workspace_members", 5, put("id", first_member), "id")
     first_event = lines[at["memory_access_events"][0]]["data"]["id"]
     seed("memory_access_events", 1, put("id", first_event), "id")
+    # Unique indexes (one column and two) and CHECK constraints, as the target's tables have them.
+    seed("teams", 3, put("slug", lines[at["teams"][2]]["data"]["slug"]), "slug")
+    earlier = lines[at["workspace_members"][10]]["data"]
+    seed("workspace_members", 11, lambda row: row.update(workspace_id=earlier["workspace_id"],
+                                                         user_id=earlier["user_id"]), "workspace_id, user_id")
+    seed("long_term_memory", 3, put("y_coord", 99.0), "y_coord")  # CHECK y_coord within [-15, 15]
+    seed("spatial_metadata", 0, put("namespace", ""), "namespace")  # CHECK namespace <> ''
     # The header announces a row the file does not hold.
     for entry in lines[0]["metadata"]["tables"]:
         if entry["name"] == "clusters":
@@ -109,7 +116,7 @@ async def test_dry_run_reports_every_problem_in_one_pass_and_changes_nothing(
         backend: str, db_url: str, tmp_path: Path, capsys: Any) -> None:
     bad = tmp_path / "bad.ndjson"
     expected = seeded_file(bad, backend)
-    assert len(expected) >= 23 and len({t for t, _, _ in expected}) >= 6
+    assert len(expected) >= 25 and len({t for t, _, _ in expected}) >= 6  # 27 on SQLite, 30 on PostgreSQL
 
     # An empty target: every problem, and not even a table created.
     assert await cli("import-data", str(bad), "--database-url", db_url, "--dry-run", "--log-format", "json") == 3
@@ -145,7 +152,9 @@ async def test_text_report_and_max_problems_with_no_truncate(db_url: str, capsys
     listed = [line for line in out if line.startswith("problem: ")]
     assert len(listed) == 5
     assert "table agents, key agent-000, column agent_id: primary key already in the target" in listed[0]
-    assert out[-1] == "dry run: the load would FAIL: 600 problems (first 5 shown); nothing was changed"
+    # 600 primary keys, and 276 values of unique indexes the target holds too: 12 team slugs,
+    # 24 workspace slugs, 240 (workspace_id, user_id) pairs of workspace_members.
+    assert out[-1] == "dry run: the load would FAIL: 876 problems (first 5 shown); nothing was changed"
     assert any("append" in line for line in out)
     assert await read_all(db_url) == before
 
