@@ -18,12 +18,12 @@ from typing import Any, Callable, Mapping
 
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table
 from memoria_stream.codecs import decoder_for
-from memoria_stream.codecs.base import Event, Metadata, RowBatch, Trailer
+from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, Trailer
 from memoria_stream.transfer.digests import MODULUS, digest_sum
 from memoria_stream.drivers.base import LiveColumn
 from memoria_stream.drivers.sqlite import CAPABILITIES as _SQLITE
 from memoria_stream.errors import InputError, VerificationError
-from memoria_stream.transfer.plans import ImportPlan
+from memoria_stream.transfer.plans import Canonical, ImportPlan
 from memoria_stream.codecs.streams import open_source, sniff_format
 
 GENERATOR = "memoria-stream"
@@ -68,6 +68,13 @@ class Completeness:
         self.tallies: dict[str, Tally] = {}
         self.rows_after_trailer: str | None = None
         self._plans: dict[tuple[str, tuple[str, ...]], ImportPlan] = {}
+        self._layouts: dict[ImportPlan, TableLayout] = {}
+        self._canonical: tuple[RowBatch, Canonical] | None = None  # the last batch digested, as built
+
+    def canonical(self, batch: RowBatch) -> Canonical | None:
+        """``batch``'s rows as the digest saw them (canonical values), when it was digested: the load
+        encodes these instead of coercing every value a second time."""
+        return self._canonical[1] if self._canonical and self._canonical[0] is batch else None
 
     def observe(self, event: Event | object) -> bool:
         """Record ``event``; ``True`` when it is a trailer, which carries nothing to load."""
@@ -97,7 +104,9 @@ class Completeness:
             if plan is None:  # not a catalogue table: its values have no canonical types to digest
                 tally.digest = None
                 return
-            tally.digest += digest_sum(plan.columns, plan.build_batch(batch, self.source))
+            rows = plan.build_batch(batch, self.source)
+            tally.digest += digest_sum(plan.columns, rows)
+            self._canonical = (batch, (self._layouts[plan], rows))
         except InputError as exc:  # the import's own conversion names it; keep it for the verdict
             tally.digest, tally.digest_error = None, exc.reason
 
@@ -113,6 +122,7 @@ class Completeness:
         if plan is None:
             live = [LiveColumn(c.name, c.type, True) for c in table.columns if c.name in columns]
             plan = self._plans[(batch.table, columns)] = ImportPlan(batch.table, live, _CANONICAL, lambda _: None)
+            self._layouts[plan] = TableLayout(batch.table, plan.columns, tuple(c.type for c in live))
         return plan
 
     def announced(self) -> dict[str, int]:

@@ -188,7 +188,8 @@ class _Loader:
         if name is None:
             return None
         plan = self.plans[name]
-        rows = plan.build_batch(event, self.source)
+        canonical = self.completeness.canonical(event) if self.completeness else None
+        rows = plan.build_batch(event, self.source, canonical)
         return ("rows", name, rows, event.size)
 
     def _selected(self, name: str) -> bool:

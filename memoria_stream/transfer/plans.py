@@ -97,6 +97,8 @@ _UNCHANGED = {
     ColumnType.FLOAT: frozenset({float}), ColumnType.BOOLEAN: frozenset({bool}),
 }
 _NONE = type(None)
+_JSON_NULL_TYPE = type(JSON_NULL)
+Canonical = tuple[TableLayout, Sequence[Row]]  # rows of canonical values, in the layout's column order
 
 
 class ImportPlan:
@@ -143,18 +145,26 @@ class ImportPlan:
                          for i, s in picks)
         return convert
 
-    def build_batch(self, batch: RowBatch, source: str) -> list[Row]:
+    def build_batch(self, batch: RowBatch, source: str, canonical: Canonical | None = None) -> list[Row]:
         """Every row of ``batch``, converted column by column; any row the fast path cannot take
         as is (unknown keys, JSON nulls, bad values) sends the batch through :meth:`build`, which
-        converts row by row and names the line and column of the first problem."""
-        try:
-            rows = self._columnwise(batch.rows)
-        except (ValueError, TypeError, OverflowError):
-            rows = None
-        if rows is None:
-            return [self.build(obj, batch.lines[i] if batch.lines else batch.first_line + i, source, batch.by_row)
-                    for i, obj in enumerate(batch.rows)]
-        return rows
+        converts row by row and names the line and column of the first problem. ``canonical``: the
+        same rows already coerced (the completeness check's build), so only encoding is left."""
+        fast_paths = [lambda: self._columnwise(batch.rows)]
+        if canonical:
+            fast_paths.insert(0, lambda: self._from_canonical_columns(*canonical))
+        counted = [loss.count for loss in self.losses]
+        for fast_path in fast_paths:
+            try:
+                rows = fast_path()
+            except (ValueError, TypeError, OverflowError):
+                rows = None
+            if rows is not None:
+                return rows
+            for loss, count in zip(self.losses, counted):  # each value is counted once, by the path that keeps it
+                loss.count = count
+        return [self.build(obj, batch.lines[i] if batch.lines else batch.first_line + i, source, batch.by_row)
+                for i, obj in enumerate(batch.rows)]
 
     def _columnwise(self, objs: list[dict[str, Any]]) -> list[Row] | None:
         keys = set().union(*objs)
@@ -177,6 +187,31 @@ class ImportPlan:
                 values = [None if v is None else convert(v) for v in values]
             elif slot.fits is not None and not slot.fits(values):
                 return None  # a value does not fit: the row-by-row path names its line and column
+            columns.append(values)
+        return list(zip(*columns))
+
+    def _from_canonical_columns(self, layout: TableLayout, rows: Sequence[Row]) -> list[Row] | None:
+        """``_columnwise`` for rows whose values are canonical already: the checks and encoders
+        without the coercion. ``None`` where the row-by-row path must decide (and name the place)."""
+        position = {name: i for i, name in enumerate(layout.columns)}
+        if not self._known.issuperset(layout.columns):
+            return None
+        columns = []
+        for slot in self._slots:
+            at = position.get(slot.name)
+            if at is None:
+                columns.append([self._default(slot) for _ in rows])
+                continue
+            values = [row[at] for row in rows]
+            types = set(map(type, values))
+            if (slot.required and _NONE in types) or _JSON_NULL_TYPE in types:
+                return None
+            if slot.fits is not None and types <= slot.unchanged | {_NONE}:
+                if not slot.fits(values):
+                    return None
+            elif slot.encode is not _identity:
+                encode = slot.encode
+                values = [None if v is None else encode(v) for v in values]
             columns.append(values)
         return list(zip(*columns))
 

@@ -149,7 +149,8 @@ class _Preflight:
         places = [(batch.lines[i] if batch.lines else batch.first_line + i) for i in range(len(batch.rows))]
         counts = [loss.count for loss in plan.losses]
         try:
-            built = plan.build_batch(batch, self.opts.source)  # the load's own fast path
+            canonical = self.completeness.canonical(batch) if self.completeness else None
+            built = plan.build_batch(batch, self.opts.source, canonical)  # the load's own fast path
         except InputError:
             for loss, count in zip(plan.losses, counts):  # rows before the bad one were counted once already
                 loss.count = count
