@@ -195,7 +195,7 @@ _COLUMNS: list[tuple[str, int, Callable[[Result], str]]] = [
     ("CPU µs/row", 10, lambda r: f"{r.cpu_us_per_row:.1f}"),
     ("× ref", 6, lambda r: f"{r.ratio:.1f}" if r.ratio else "—"),
 ]
-_PATH_WIDTH = 52
+_PATH_WIDTH = 54
 
 
 def render_table(results: Sequence[Result]) -> str:
