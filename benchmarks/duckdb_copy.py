@@ -33,7 +33,7 @@ def _load_extension(con, name: str) -> None:  # type: ignore[no-untyped-def]
     except ImportError:
         con.execute(f"INSTALL {name}; LOAD {name};")
         return
-    path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    path = Path(str(module.__file__)).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     con.execute(f"LOAD '{path}'")
 
 

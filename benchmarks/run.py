@@ -135,7 +135,9 @@ def targets(results: dict[str, Result]) -> list[dict[str, object]]:
     "N× faster than X" is X's time / ours; "within N× of X" is our time / X's. A copy is compared
     with dump + load (both start from the SQLite file), an import with the load alone (both start
     from a file on disk)."""
-    w = lambda *names: wall(results, *names)  # noqa: E731 - reads better in the table below
+    def w(*names: str) -> float | None:
+        return wall(results, *names)
+
     specs = [
         ("copy → PostgreSQL: best of DuckDB, pgloader / ours", _best(results, DUCKDB_PG, PGLOADER), w(COPY_PG), "≥", 1.25),
         ("copy → PostgreSQL: (CSV dump + keys-only \\copy + CREATE INDEX) / ours",
