@@ -79,7 +79,8 @@ def _load(src: str) -> dict[str, list[dict[str, Any]]]:
     for line in lines[1:]:
         if line.strip():
             obj = json.loads(line)
-            data.setdefault(obj["table"], []).append(obj["data"])
+            if "table" in obj:  # memoria-stream's files end with a {"trailer": …} line (digests): not data
+                data.setdefault(obj["table"], []).append(obj["data"])
     return data
 
 
