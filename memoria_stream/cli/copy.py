@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, print_preflight, add_resume_flags, check_resume_args,
+from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, dry_run_hint, print_preflight, add_resume_flags, check_resume_args,
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
 from memoria_stream.errors import InputError
@@ -16,7 +16,8 @@ from memoria_stream.transfer.completeness import FileReport, verify_file
 from memoria_stream.transfer.copy import copy_database
 from memoria_stream.transfer.sync import sync_database
 from memoria_stream.transfer.preflight import preflight_copy
-from memoria_stream.cli.progress import add_progress_options, progress_for
+from memoria_stream.cli.progress import Progress, add_progress_options, progress_for
+from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.resume import copy_per_table
 from memoria_stream.drivers.urls import mask_url
 from memoria_stream.transfer.verify import verify
@@ -76,21 +77,25 @@ async def run_copy(args: argparse.Namespace) -> int:
         return await _dry_run_copy(args)
     check_resume_args(args)
     progress = progress_for(args)
-    async with progress:
-        on_batch = progress.on_batch if progress.active else None
-        if args.commit_per_table:
-            report = await copy_per_table(args.source, args.target, tables=args.tables, resume=args.resume,
-                                          on_batch=on_batch, on_counts=progress.on_counts,
-                                          on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
-        else:
-            report = await copy_database(
-                args.source, args.target, tables=args.tables, truncate=not args.no_truncate, jobs=args.jobs,
-                on_batch=on_batch, on_counts=progress.on_counts, allow_lossy=args.allow_lossy)
+    with dry_run_hint("copy"):
+        report = await _copy(args, progress)
     progress.summary(report, f"Copied {report.total_rows} rows across {len(report.tables)} tables"
                              f"{skipped_note(report, args)} from {mask_url(args.source)} to {mask_url(args.target)}")
     if args.verify:
         await verify_and_print(args.source, args.target, moved_tables(report, args), args)
     return 0
+
+
+async def _copy(args: argparse.Namespace, progress: Progress) -> RunReport:
+    async with progress:
+        on_batch = progress.on_batch if progress.active else None
+        if args.commit_per_table:
+            return await copy_per_table(args.source, args.target, tables=args.tables, resume=args.resume,
+                                        on_batch=on_batch, on_counts=progress.on_counts,
+                                        on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
+        return await copy_database(args.source, args.target, tables=args.tables, truncate=not args.no_truncate,
+                                   jobs=args.jobs, on_batch=on_batch, on_counts=progress.on_counts,
+                                   allow_lossy=args.allow_lossy)
 
 
 def _check_sync_args(args: argparse.Namespace) -> None:

@@ -4,14 +4,15 @@ verify and lossy flags of ``import-data`` and ``copy``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
 from memoria_stream.drivers.urls import resolve_url
-from memoria_stream.errors import InputError
+from memoria_stream.errors import InputError, IntegrityFailure
 from memoria_stream.transfer.preflight import MAX_PROBLEMS, PreflightReport
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.resume import OnSkipped
@@ -50,6 +51,17 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
                              "and delete")
     parser.add_argument("--max-problems", type=positive_int, default=MAX_PROBLEMS, metavar="N",
                         help=f"with --dry-run: list at most N problems (all are counted; default {MAX_PROBLEMS})")
+
+
+@contextlib.contextmanager
+def dry_run_hint(command: str) -> Iterator[None]:
+    """A constraint the target refused names no row; the dry run names every one, with its place."""
+    try:
+        yield
+    except IntegrityFailure as exc:
+        first, *details = str(exc).split("\n", 1)  # the error is shown as its first line
+        hint = f" (nothing was changed; `{command} --dry-run` lists every row that breaks a constraint, with its place)"
+        raise IntegrityFailure("\n".join([first + hint, *details])) from exc
 
 
 def print_preflight(report: PreflightReport, args: argparse.Namespace) -> int:

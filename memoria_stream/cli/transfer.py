@@ -6,11 +6,13 @@ import argparse
 from typing import Any
 
 from memoria_stream.codecs import DEFAULT_MAX_LINE, FORMATS
-from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, print_preflight, add_resume_flags, add_verify_flag, check_resume_args, check_verify_source,
-                            skipped_note, skipped_printer, verify_after_import)
+from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, add_resume_flags, add_verify_flag, check_resume_args,
+                                        check_verify_source, dry_run_hint, print_preflight, skipped_note,
+                                        skipped_printer, verify_after_import)
 from memoria_stream.transfer.files import export_data, import_data
+from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.preflight import preflight_import
-from memoria_stream.cli.progress import add_progress_options, progress_for
+from memoria_stream.cli.progress import Progress, add_progress_options, progress_for
 from memoria_stream.transfer.resume import import_per_table
 from memoria_stream.drivers.urls import mask_url, resolve_url
 
@@ -78,25 +80,28 @@ async def run_import(args: argparse.Namespace) -> int:
     check_verify_source(args)
     check_resume_args(args)
     progress = progress_for(args)
-    async with progress:
-        on_batch = progress.on_batch if progress.active else None
-        if args.commit_per_table:
-            report = await import_per_table(args.source, database_url=url, format=args.format, tables=args.tables,
-                                            resume=args.resume, max_line_bytes=args.max_line_bytes,
-                                            on_batch=on_batch, on_counts=progress.on_counts,
-                                            on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy,
-                                            accept_altered=args.accept_altered)
-        else:
-            report = await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
-                                       truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
-                                       on_batch=on_batch, on_counts=progress.on_counts,
-                                       allow_lossy=args.allow_lossy,
-                                       accept_altered=args.accept_altered)
+    with dry_run_hint("import-data"):
+        report = await _import(args, url, progress)
     progress.summary(report, f"Imported {report.total_rows} rows into {len(report.tables)} tables"
                              f"{skipped_note(report, args)} of {mask_url(url)} "
                              f"(truncate={'no' if args.no_truncate else 'yes'}, format={report.format})")
     await verify_after_import(args, report)
     return 0
+
+
+async def _import(args: argparse.Namespace, url: str, progress: Progress) -> RunReport:
+    async with progress:
+        on_batch = progress.on_batch if progress.active else None
+        if args.commit_per_table:
+            return await import_per_table(args.source, database_url=url, format=args.format, tables=args.tables,
+                                            resume=args.resume, max_line_bytes=args.max_line_bytes,
+                                            on_batch=on_batch, on_counts=progress.on_counts,
+                                            on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy,
+                                            accept_altered=args.accept_altered)
+        return await import_data(args.source, database_url=url, format=args.format, tables=args.tables,
+                                 truncate=not args.no_truncate, max_line_bytes=args.max_line_bytes,
+                                 on_batch=on_batch, on_counts=progress.on_counts, allow_lossy=args.allow_lossy,
+                                 accept_altered=args.accept_altered)
 
 
 async def _dry_run_import(args: argparse.Namespace, url: str) -> int:

@@ -258,3 +258,20 @@ async def test_dry_run_into_a_missing_sqlite_file_creates_nothing(tmp_path: Path
                        f"sqlite:///{target}", "--dry-run")
     assert status == 0, capsys.readouterr().err
     assert not target.exists()
+
+
+async def test_a_refused_load_points_at_the_dry_run_which_names_the_rows(
+        db_url: str, tmp_path: Path, capsys: Any) -> None:
+    lines = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    teams = _rows_by_table(lines)["teams"]
+    lines[teams[5]]["data"]["slug"] = lines[teams[1]]["data"]["slug"]  # a slug twice: the unique index refuses
+    bad = tmp_path / "slugs.ndjson"
+    bad.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    assert await cli("import-data", str(bad), "--database-url", db_url, "--quiet") == 6
+    err = capsys.readouterr().err
+    assert "nothing was changed; `import-data --dry-run` lists every row" in err
+    assert await table_names(db_url) == []
+    assert await cli("import-data", str(bad), "--database-url", db_url, "--dry-run", "--log-format", "json") == 3
+    problems, _ = json_lines(capsys.readouterr().out)
+    assert [(p["table"], p["column"], p["line"]) for p in problems] == [("teams", "slug", teams[5] + 1)]
+    assert problems[0]["message"].startswith(f"duplicate value of unique idx_team_slug (first at line {teams[1] + 1})")
