@@ -49,33 +49,36 @@ class NDJSONDecoder:
     async def events(self, stream: ByteStream, *, source: str) -> AsyncIterator[Event]:
         batch: RowBatch | None = None
         seen: set[str] = set()
-        async for number, line in _lines(stream, self.max_line, source):
-            obj = _parse(line, number, source)
-            if obj is None:
-                continue
-            if _is_header(obj):
-                # A header-less file keeps its first row: only a line shaped like a header is one.
-                yield Metadata(obj["metadata"] if isinstance(obj["metadata"], dict) else {}, number)
-                continue
-            if _is_trailer(obj):
-                if batch is not None:
+        async for first, lines in _line_runs(stream, self.max_line, source):
+            for number, line in enumerate(lines, first):
+                if len(line) > self.max_line:
+                    _too_long(line, self.max_line, source, number)
+                obj = _parse(line, number, source)
+                if obj is None:
+                    continue
+                if _is_header(obj):
+                    # A header-less file keeps its first row: only a line shaped like a header is one.
+                    yield Metadata(obj["metadata"] if isinstance(obj["metadata"], dict) else {}, number)
+                    continue
+                if _is_trailer(obj):
+                    if batch is not None:
+                        yield batch
+                        batch = None
+                    yield Trailer(obj["trailer"] if isinstance(obj["trailer"], dict) else {}, number)
+                    continue
+                table, data = _row(obj, number, source)
+                if batch is not None and (batch.table != table or len(batch.rows) >= self.batch_rows
+                                          or batch.size >= BATCH_BYTES):
                     yield batch
                     batch = None
-                yield Trailer(obj["trailer"] if isinstance(obj["trailer"], dict) else {}, number)
-                continue
-            table, data = _row(obj, number, source)
-            if batch is not None and (batch.table != table or len(batch.rows) >= self.batch_rows
-                                      or batch.size >= BATCH_BYTES):
-                yield batch
-                batch = None
-            if table not in seen:
-                seen.add(table)
-                yield TableStart(table, number)
-            if batch is None:
-                batch = RowBatch(table, [], number, lines=[])
-            batch.rows.append(data)
-            batch.lines.append(number)  # type: ignore[union-attr]
-            batch.size += len(line)
+                if table not in seen:
+                    seen.add(table)
+                    yield TableStart(table, number)
+                if batch is None:
+                    batch = RowBatch(table, [], number, lines=[])
+                batch.rows.append(data)
+                batch.lines.append(number)  # type: ignore[union-attr]
+                batch.size += len(line)
         if batch is not None:
             yield batch
 
@@ -110,32 +113,31 @@ def _row(obj: dict[str, Any], number: int, source: str) -> tuple[str, dict[str, 
     return table, data
 
 
-async def _lines(stream: ByteStream, max_line: int, source: str) -> AsyncIterator[tuple[int, bytes]]:
-    """Split a byte stream into numbered lines without ever holding more than one long line."""
+async def _line_runs(stream: ByteStream, max_line: int, source: str) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """Split a byte stream into lines, a chunk's worth at a time: ``(number of the first, lines)``.
+    Splitting a whole chunk at once (in C) instead of yielding line by line saves an async step per
+    line; memory holds the chunk and at most one unfinished line, which may not outgrow ``max_line``
+    (the caller checks the length of every whole line, in order)."""
     pending = bytearray()
-    number = 0
+    done = 0  # lines yielded so far
     async for chunk in stream:
         if not chunk:
             continue
-        start = 0
-        end = chunk.find(b"\n")
-        while end != -1:
-            number += 1
-            if len(pending) + end - start > max_line:
-                _too_long(pending or chunk[start:end], max_line, source, number)
+        lines = chunk.split(b"\n")
+        if len(lines) > 1:
             if pending:
-                pending += chunk[start:end]
-                yield number, bytes(pending)
+                lines[0] = bytes(pending + lines[0])
                 pending.clear()
-            else:
-                yield number, chunk[start:end]
-            start = end + 1
-            end = chunk.find(b"\n", start)
-        pending += chunk[start:]
+            rest = lines.pop()
+            yield done + 1, lines  # each line's length is checked as it is read, in order
+            done += len(lines)
+        else:
+            rest = chunk
+        pending += rest
         if len(pending) > max_line:
-            _too_long(pending, max_line, source, number + 1)
+            _too_long(pending, max_line, source, done + 1)
     if bytes(pending).strip():
-        yield number + 1, bytes(pending)
+        yield done + 1, [bytes(pending)]
 
 
 def _too_long(head: bytes | bytearray, max_line: int, source: str, number: int) -> None:
