@@ -122,6 +122,15 @@ class ImportPlan:
 
     def from_canonical(self, layout: TableLayout, rows: Sequence[Row]) -> list[Row]:
         """Rows of canonical values (a database read, in ``layout`` order) as driver-ready tuples."""
+        counted = [loss.count for loss in self.losses]
+        try:
+            fast = self._from_canonical_columns(layout, rows)
+        except (ValueError, TypeError, OverflowError):
+            fast = None
+        if fast is not None:
+            return fast
+        for loss, count in zip(self.losses, counted):  # the row-by-row path counts them again
+            loss.count = count
         convert = self._from_canonical.get(layout)
         if convert is None:
             convert = self._from_canonical[layout] = self._canonical_converter(layout)
