@@ -84,6 +84,8 @@ def row_digests(columns: Sequence[str], rows: Sequence[Row]) -> list[bytes]:
                 obj[column] = {"t": value.isoformat()}
             elif kind is dict or kind is list:
                 obj[column], has_json = {"j": value}, True
+            elif kind is float:
+                obj[column] = {"f": repr(value) if value else "0.0"}  # -0.0 folded, as ``tag`` does
             else:
                 obj[column] = tag(value)
         data = dumps(obj, option=sort_keys)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Hashable, Iterator, Sequence
+from typing import IO, Any, Hashable, Iterator, Sequence, cast
 
 import anyio
-import anyio.to_process
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection
@@ -133,17 +133,49 @@ async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
 
 
 async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:
-    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled spool."""
-    return await anyio.to_process.run_sync(_scan_url, url, list(names), spool, cancellable=True)
+    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled spool.
+
+    A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
+    parent's main module in the worker, which may be anyone's script. Cancelled, the child is killed."""
+    request = pickle.dumps((url, list(names), spool), protocol=pickle.HIGHEST_PROTOCOL)
+    done = await anyio.run_process([sys.executable, "-c", _WORKER], input=request, check=False, env=_worker_env())
+    try:
+        outcome = pickle.loads(done.stdout)
+    except Exception:  # the child died before it could answer
+        tail = done.stderr.decode(errors="replace")[-2000:]
+        raise InternalError(f"the --sync worker process failed (exit {done.returncode}): {tail}") from None
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return cast(Spool, outcome)
 
 
-def _scan_url(url: str, names: list[str], spool: Spool) -> Spool:  # runs in the worker process
+_WORKER = "from memoria_stream.transfer.keyspool import worker_main; worker_main()"
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with this package importable however the parent found it."""
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+def worker_main() -> None:
+    """The worker process: a pickled request on stdin, the filled spool (or the error) on stdout."""
+    url, names, spool = pickle.load(sys.stdin.buffer)
+
     async def scan_snapshot() -> None:
         async with connect(url) as conn, conn.snapshot():
             await scan(conn, names, spool)
 
-    anyio.run(scan_snapshot)
-    return spool
+    outcome: Any = spool
+    try:
+        anyio.run(scan_snapshot)
+    except Exception as exc:  # handed to the parent, which raises it
+        outcome = exc
+    try:
+        answer = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an error that does not pickle: its text, then
+        answer = pickle.dumps(InternalError(f"{type(outcome).__name__}: {outcome}"))
+    sys.stdout.buffer.write(answer)
 
 
 def _key_position(name: str, columns: Sequence[str]) -> int:
