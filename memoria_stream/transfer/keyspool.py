@@ -12,6 +12,8 @@ work, and one process gets one core.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import pickle
 import sys
@@ -132,6 +134,22 @@ async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
         writer.flush()
 
 
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """For the length of a scan: the cyclic GC runs less often and skips the long-lived heap.
+
+    A scan allocates a few containers per row (the decoded JSON, the digest's dict) and keeps none,
+    so the frequent collections that allocation triggers find nothing and cost 10–15 % of the CPU."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:
     """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled spool.
 
@@ -168,7 +186,8 @@ def worker_main() -> None:
 
     outcome: Any = spool
     try:
-        anyio.run(scan_snapshot)
+        with fewer_collections():
+            anyio.run(scan_snapshot)
     except Exception as exc:  # handed to the parent, which raises it
         outcome = exc
     try:

@@ -32,7 +32,8 @@ from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
 from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
 from memoria_stream.model.types import Row
-from memoria_stream.transfer.keyspool import ARRIVE, REMOVE, Changes, Counts, Spool, compare, scan, scan_in_worker
+from memoria_stream.transfer.keyspool import (
+    ARRIVE, REMOVE, Changes, Counts, Spool, compare, fewer_collections, scan, scan_in_worker)
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
 from memoria_stream.transfer.pipeline import run_stages
@@ -195,7 +196,8 @@ class _Sync:
             else:
                 target = await scan_in_worker(self.report.target, on_target, target)
 
-        await run_stages(lambda: scan(self.source, self.names, source), scan_target)
+        with fewer_collections():
+            await run_stages(lambda: scan(self.source, self.names, source), scan_target)
         return target
 
     def _count(self, source: Spool, counts: dict[str, Counts]) -> None:
