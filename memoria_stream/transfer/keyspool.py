@@ -134,20 +134,27 @@ async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
         writer.flush()
 
 
+_gc_settings: list[tuple[int, int, int]] = []  # the thresholds to restore, one entry per scan running here
+
+
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
     """For the length of a scan: the cyclic GC runs less often and skips the long-lived heap.
 
     A scan allocates a few containers per row (the decoded JSON, the digest's dict) and keeps none,
-    so the frequent collections that allocation triggers find nothing and cost 10–15 % of the CPU."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    so the frequent collections that allocation triggers find nothing and cost 10–15 % of the CPU.
+    Scans may overlap (two syncs in one process): the last one out restores the settings."""
+    _gc_settings.append(_gc_settings[0] if _gc_settings else gc.get_threshold())
+    if len(_gc_settings) == 1:
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        threshold = _gc_settings.pop()
+        if not _gc_settings:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
 
 
 async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:

@@ -65,3 +65,18 @@ async def test_a_failing_worker_raises_its_error_here(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-folder" / "target.db"
     with pytest.raises(DatabaseError, match="does not exist"):
         await scan_in_worker(f"sqlite:///{missing}", ["agents"], Spool(tmp_path / "target"))
+
+
+def test_overlapping_scans_restore_the_gc_settings_once_the_last_ends() -> None:
+    import gc
+
+    from memoria_stream.transfer.keyspool import fewer_collections
+
+    before = gc.get_threshold()
+    first, second = fewer_collections(), fewer_collections()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # not last in, first out: the other scan still runs
+    assert gc.get_threshold() != before
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
