@@ -1,4 +1,4 @@
-"""``copy --sync`` versus a full ``copy``: SQLite source (benchmarks/generate.py) -> PostgreSQL.
+"""``copy --sync`` versus a full ``copy``: SQLite source (benchmarks/generate.py) -> PostgreSQL (or SQLite).
 
 For each share of changed rows (0 %, 1 %, 10 %): a fresh PostgreSQL target gets a full ``copy`` of the
 generated source (timed), then a copy of the source file is changed — half of the share updated (a
@@ -6,12 +6,16 @@ text column edited), a quarter deleted and a quarter inserted (in tables no othe
 and, for inserts, with no unique key besides the primary key) — and ``copy --sync`` brings the target
 up to date (timed). Each run is a child process: wall time and its peak RSS.
 
-Run: .venv/bin/python benchmarks/sync_benchmark.py [ROWS ...]   (default 100000; needs the PostgreSQL test server)
+Each line ends with the load average when the sync finished: the machine may be shared.
+
+Run: .venv/bin/python benchmarks/sync_benchmark.py [--target sqlite] [ROWS ...]
+     (default 100000 rows to PostgreSQL; needs the PostgreSQL test server)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -74,7 +78,7 @@ def _changed(m: Measurement) -> int | None:
     return None
 
 
-def run(rows: int, workdir: Path) -> list[str]:
+def run(rows: int, workdir: Path, backend: str = "postgresql") -> list[str]:
     base = workdir / f"source-{rows}.db"
     generate(base, rows)
     scratch = Scratch(workdir)
@@ -82,7 +86,7 @@ def run(rows: int, workdir: Path) -> list[str]:
     for share in SHARES:
         source = workdir / f"source-{rows}-{share}.db"
         shutil.copy(base, source)
-        target = scratch.create("postgresql", schema=False)
+        target = scratch.create(backend, schema=False)
         try:
             full = measure(memoria_stream("copy", f"sqlite:///{base}", target, "--quiet"))
             assert full.returncode == 0, full.stderr_tail
@@ -94,18 +98,22 @@ def run(rows: int, workdir: Path) -> list[str]:
         finally:
             scratch.drop(target)
             source.unlink()
-        lines.append(f"{rows:>8} rows  {share:>4.0%} changed ({_changed(synced)} rows): full copy {full.seconds:6.2f} s "
-                     f"/ {full.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB"
-                     f"   sync/full {synced.seconds / full.seconds:4.2f}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        lines.append(f"{rows:>8} rows -> {backend}  {share:>4.0%} changed ({_changed(synced)} rows): full copy "
+                     f"{full.seconds:6.2f} s / {full.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / "
+                     f"{synced.peak_rss_mb:5.0f} MB   sync/full {synced.seconds / full.seconds:4.2f}   load {load}")
         print(lines[-1], flush=True)
     return lines
 
 
 def main(argv: list[str]) -> int:
+    backend = "postgresql"
+    if argv[:1] == ["--target"]:
+        backend, argv = argv[1], argv[2:]
     sizes = [int(a) for a in argv] or [100_000]
     with tempfile.TemporaryDirectory(prefix="memoria-sync-bench-") as folder:
         for rows in sizes:
-            run(rows, Path(folder))
+            run(rows, Path(folder), backend)
     return 0
 
 

@@ -1,12 +1,15 @@
 """``copy --sync``: bring a target up to date with a source by moving only the rows that differ.
 
 Both sides are read once as primary keys and row digests (the canonical digests ``verify`` uses),
-spooled to two private temporary SQLite files, so memory stays flat whatever the table sizes. A
-join there classifies each key as inserted, updated or deleted. Then, in one target transaction:
-deleted and updated keys are removed (children first), inserted and updated rows are re-read from
-the source by key inside the same snapshot the digests came from and written (parents first),
-sequences are moved past the ids, and the foreign keys of the end state are checked before COMMIT.
-An update is a delete plus an insert of the key: the same on every backend, no upsert dialect.
+at the same time: the source here, inside the snapshot its changed rows are read from later, the
+target in a worker process, so that the two sides' hashing runs on two cores. Each side is spooled
+to a private temporary file partitioned by key (``keyspool.py``), so memory stays flat whatever
+the table sizes, and compared a partition at a time; only the keys that differ are spooled on.
+Then, in one target transaction: deleted and updated keys are removed (children first), inserted
+and updated rows are re-read from the source by key inside the same snapshot and written (parents
+first), sequences are moved past the ids, and the foreign keys of the end state are checked
+before COMMIT. An update is a delete plus an insert of the key: the same on every backend, no
+upsert dialect.
 
 Reading keys and digests is the floor of the cost; everything beyond grows with the difference.
 """
@@ -14,16 +17,13 @@ Reading keys and digests is the floor of the cost; everything beyond grows with 
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import anyio
-import orjson
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection, LiveColumn, approximate_bytes, shielded
@@ -32,8 +32,8 @@ from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
 from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
 from memoria_stream.model.types import Row
-from memoria_stream.private import create_private_file
-from memoria_stream.transfer.digests import MODULUS, DigestStore, key_text, row_digest
+from memoria_stream.transfer.keyspool import (
+    ARRIVE, REMOVE, Changes, Counts, Spool, compare, fewer_collections, scan, scan_in_worker)
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
 from memoria_stream.transfer.pipeline import run_stages
@@ -41,9 +41,6 @@ from memoria_stream.transfer.plans import ExportPlan, ImportPlan, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tables
 
-SCAN_ROWS = 5000
-KEYS_PER_BATCH = 500  # keys per ``IN (…)``: under every backend's bind-parameter limit
-INSERT, UPDATE, DELETE = "insert", "update", "delete"
 Live = dict[str, list[LiveColumn]]
 
 
@@ -111,117 +108,6 @@ class SyncReport:
                 "warnings": self.warnings}
 
 
-# --- the spool: keys and digests of both sides, on disk -----------------------------------------
-
-@dataclass
-class _Side:
-    """Row counts and checksums of one side, per table (the per-row digests wait in ``store``)."""
-
-    store: DigestStore
-    rows: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, int] = field(default_factory=dict)
-
-    def same_as(self, other: _Side, name: str) -> bool:
-        return (self.rows.get(name, 0) == other.rows.get(name, 0)
-                and self.sums.get(name, 0) == other.sums.get(name, 0))
-
-
-def _private_store(path: Path) -> DigestStore:
-    os.close(create_private_file(path))  # 0600 before SQLite writes a byte into it
-    return DigestStore(path)
-
-
-@contextlib.asynccontextmanager
-async def _spool() -> AsyncIterator[tuple[_Side, _Side]]:
-    # mkdtemp makes the folder 0700; the two files are 0600 besides.
-    with tempfile.TemporaryDirectory(prefix="memoria-sync-") as folder:
-        source, target = _private_store(Path(folder) / "source.db"), _private_store(Path(folder) / "target.db")
-        try:
-            yield _Side(source), _Side(target)
-        finally:
-            source.close()
-            target.close()
-
-
-async def _scan(conn: Connection, names: Iterable[str], side: _Side) -> None:
-    """Keys and digests of every row of ``names`` into ``side`` (canonical values, as ``verify``)."""
-    for name in names:
-        plan = export_plan(name, await conn.columns(name), conn.capabilities)
-        columns = plan.layout.columns
-        key_at = _key_positions(name, columns)
-        side.rows.setdefault(name, 0)
-        total = side.sums.get(name, 0)
-        async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
-            items = [(key_text(key_at, row), row_digest(columns, row)) for row in plan.decode(raw)]
-            side.rows[name] += len(items)
-            total += sum(int.from_bytes(h, "big") for _, h in items)
-            await side.store.add(name, items)
-        side.sums[name] = total % MODULUS
-
-
-def _key_positions(name: str, columns: Sequence[str]) -> list[int]:
-    table = get_table(name)
-    if table is None or len(table.primary_key) != 1 or table.primary_key[0] not in columns:
-        raise InternalError(f"{name}: --sync needs the table's one primary key column")
-    return [columns.index(table.primary_key[0])]
-
-
-class _Changes:
-    """The keys that differ, classified by a join of the two spools (in the source spool's file)."""
-
-    def __init__(self, source: DigestStore, target: DigestStore) -> None:
-        self._db = sqlite3.connect(source.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("ATTACH DATABASE ? AS other", (str(target.path),))
-
-    def close(self) -> None:
-        self._db.close()
-
-    async def classify(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Per table, how many keys are inserted, updated and deleted."""
-        return await anyio.to_thread.run_sync(self._classify, list(names))
-
-    def _classify(self, names: list[str]) -> dict[str, dict[str, int]]:
-        db = self._db
-        db.execute("CREATE TABLE change (tbl TEXT NOT NULL, k TEXT NOT NULL, kind TEXT NOT NULL)")
-        if names:
-            for schema in ("main", "other"):
-                db.execute(f"CREATE INDEX {schema}.d_key ON d (tbl, k)")
-        for name in names:  # tables whose count and checksum already match are not even joined
-            db.execute("INSERT INTO change SELECT x.tbl, x.k, ?2 FROM main.d x WHERE x.tbl = ?1 AND NOT EXISTS "
-                       "(SELECT 1 FROM other.d y WHERE y.tbl = ?1 AND y.k = x.k)", (name, INSERT))
-            db.execute("INSERT INTO change SELECT x.tbl, x.k, ?2 FROM main.d x JOIN other.d y "
-                       "ON y.tbl = ?1 AND y.k = x.k WHERE x.tbl = ?1 AND x.h <> y.h", (name, UPDATE))
-            db.execute("INSERT INTO change SELECT y.tbl, y.k, ?2 FROM other.d y WHERE y.tbl = ?1 AND NOT EXISTS "
-                       "(SELECT 1 FROM main.d x WHERE x.tbl = ?1 AND x.k = y.k)", (name, DELETE))
-        db.execute("CREATE INDEX change_kind ON change (tbl, kind)")
-        counts: dict[str, dict[str, int]] = {}
-        for tbl, kind, count in db.execute("SELECT tbl, kind, count(*) FROM change GROUP BY tbl, kind"):
-            counts.setdefault(tbl, {})[kind] = count
-        return counts
-
-    async def keys(self, name: str, kinds: Sequence[str]) -> AsyncIterator[list[Any]]:
-        """The primary key values of ``name`` whose change is one of ``kinds``, a batch at a time."""
-        for kind in kinds:
-            after = 0
-            while page := await anyio.to_thread.run_sync(self._page, name, kind, after):
-                after = page[-1][0]
-                yield [_untagged(text) for _, text in page]
-
-    def _page(self, name: str, kind: str, after: int) -> list[tuple[int, str]]:
-        return self._db.execute("SELECT rowid, k FROM change WHERE tbl = ? AND kind = ? AND rowid > ? "
-                                "ORDER BY rowid LIMIT ?", (name, kind, after, KEYS_PER_BATCH)).fetchall()
-
-
-def _untagged(text: str) -> Any:
-    """The key value a ``key_text`` holds (``digests.tag`` keeps text and 64-bit ints as they are)."""
-    (value,) = orjson.loads(text)
-    if isinstance(value, dict):
-        if "i" in value:
-            return int(value["i"])
-        raise InternalError(f"--sync cannot use primary key {text}")
-    return value
-
-
 # --- the sync -----------------------------------------------------------------------------------
 
 async def sync_database(
@@ -265,7 +151,7 @@ class _Sync:
         missing = [n for n in self.names if n not in present]
         if self.report.dry_run:
             self.report.created_tables = missing
-            async with self.target.snapshot():
+            async with self.target.snapshot():  # for a target scanned here (in memory)
                 await self._compare(missing, write=False)
             return
         await self._write_atomically(missing)
@@ -288,26 +174,37 @@ class _Sync:
         self.report.created_tables = created
 
     async def _compare(self, absent: list[str], *, write: bool) -> None:
-        """Spool both sides, classify the keys, and (``write``) apply the difference."""
-        on_target = [n for n in self.names if n not in absent or write]
-        async with _spool() as (source, target):
-            await run_stages(lambda: _scan(self.source, self.names, source),
-                             lambda: _scan(self.target, on_target, target))
-            differing = [n for n in self.names if not source.same_as(target, n)]
-            changes = _Changes(source.store, target.store)
-            try:
-                counts = await changes.classify(differing)
-                self._count(source, counts)
-                if write and differing:
-                    await _Writer(self, changes).apply([n for n in differing if self.report.tables[n].changed])
-            finally:
-                changes.close()
+        """Scan both sides, classify the keys, and (``write``) apply the difference."""
+        with tempfile.TemporaryDirectory(prefix="memoria-sync-") as folder:  # mkdtemp: 0700
+            source = Spool(Path(folder) / "source")
+            target = await self._scan_both(source, Spool(Path(folder) / "target"),
+                                           [n for n in self.names if n not in absent])
+            differing = [n for n in self.names if not source.same_table(target, n)]
+            changes = Changes(Path(folder) / "changes")
+            counts = await anyio.to_thread.run_sync(compare, source, target, differing, changes)
+            self._count(source, counts)
+            if write and differing:
+                await _Writer(self, changes).apply([n for n in differing if self.report.tables[n].changed])
 
-    def _count(self, source: _Side, counts: dict[str, dict[str, int]]) -> None:
+    async def _scan_both(self, source: Spool, target: Spool, on_target: list[str]) -> Spool:
+        """Both sides at once; returns the target's spool. The target is read in a worker process
+        (on its own connection, before this one writes anything), unless it lives in this process."""
+        async def scan_target() -> None:
+            nonlocal target
+            if self.target.url.is_memory:
+                await scan(self.target, on_target, target)
+            else:
+                target = await scan_in_worker(self.report.target, on_target, target)
+
+        with fewer_collections():
+            await run_stages(lambda: scan(self.source, self.names, source), scan_target)
+        return target
+
+    def _count(self, source: Spool, counts: dict[str, Counts]) -> None:
         for name in self.names:
-            kinds = counts.get(name, {})
+            found = counts.get(name, Counts())
             entry = self.report.table(name)
-            entry.inserted, entry.updated, entry.deleted = (kinds.get(k, 0) for k in (INSERT, UPDATE, DELETE))
+            entry.inserted, entry.updated, entry.deleted = found.inserted, found.updated, found.deleted
             entry.unchanged = source.rows.get(name, 0) - entry.inserted - entry.updated
         if self.on_counts:
             self.on_counts({n: t.inserted + t.updated for n, t in self.report.tables.items() if t.changed})
@@ -316,19 +213,20 @@ class _Sync:
 class _Writer:
     """Applies the classified changes inside the target transaction the caller holds."""
 
-    def __init__(self, job: _Sync, changes: _Changes) -> None:
+    def __init__(self, job: _Sync, changes: Changes) -> None:
         self.job, self.changes = job, changes
         self.source, self.target = job.source, job.target
 
     async def apply(self, names: list[str]) -> None:
         live = await live_tables(self.target)
         self._refuse_cascades(names)
-        for name in delete_order(names):
-            await self._delete(name)
-        plans = {name: ImportPlan(name, live[name], self.target.capabilities, self.job.report.warnings.append)
-                 for name in names}
-        for name in insert_order(names):
-            await self._insert(name, plans[name])
+        with self.changes.open() as file:
+            for name in delete_order(names):
+                await self._delete(name, file)
+            plans = {name: ImportPlan(name, live[name], self.target.capabilities, self.job.report.warnings.append)
+                     for name in names}
+            for name in insert_order(names):
+                await self._insert(name, plans[name], file)
         self._settle_losses(plans)
         await check_foreign_keys(self.target, names, live)
 
@@ -345,16 +243,16 @@ class _Writer:
                 "switch FK triggers off (GRANT SET ON PARAMETER session_replication_role), so the deletes "
                 "would cascade into their children; nothing was changed")
 
-    async def _delete(self, name: str) -> None:
+    async def _delete(self, name: str, file: IO[bytes]) -> None:
         key = _primary_key(name)
         q, caps = self.target.capabilities.quote, self.target.capabilities
-        async for keys in self.changes.keys(name, (DELETE, UPDATE)):
+        for keys in self.changes.read(file, (name, REMOVE)):
             await self.target.execute(f"DELETE FROM {q(name)} WHERE {q(key)} IN ({caps.placeholders(len(keys))})",
                                       *_encoded_keys(self.target, name, keys))
 
-    async def _insert(self, name: str, plan: ImportPlan) -> None:
+    async def _insert(self, name: str, plan: ImportPlan, file: IO[bytes]) -> None:
         source_plan = export_plan(name, await self.source.columns(name), self.source.capabilities)
-        async for keys in self.changes.keys(name, (INSERT, UPDATE)):
+        for keys in self.changes.read(file, (name, ARRIVE)):
             rows = await _rows_by_key(self.source, source_plan, keys)
             if len(rows) != len(keys):
                 raise InternalError(f"{name}: {len(keys)} keys read from the source snapshot found {len(rows)} "

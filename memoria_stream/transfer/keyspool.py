@@ -1,0 +1,287 @@
+"""One side of a ``--sync`` as primary keys and row digests, partitioned by key on disk.
+
+A scan digests every row (the canonical digest ``verify`` uses) and appends ``(keys, digests)``
+chunks to one private file, each chunk holding one partition of one table (by a hash of the key
+that every process computes alike). Comparing then holds one partition of one table in memory at a
+time, whatever the table sizes, and needs no ordered reads (text keys sort differently on each
+backend). Only the keys that differ are spooled on, for the writer.
+
+The target is scanned in a worker process while this process scans the source: hashing is Python
+work, and one process gets one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import pickle
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Hashable, Iterator, Sequence, cast
+
+import anyio
+
+from memoria_stream.drivers import connect
+from memoria_stream.drivers.base import Connection
+from memoria_stream.errors import InternalError
+from memoria_stream.model.catalog import get_table
+from memoria_stream.private import create_private_file
+from memoria_stream.transfer.digests import add_digests, row_digests
+from memoria_stream.transfer.plans import export_plan
+
+PARTITIONS = 64
+BUFFERED_RECORDS = 20_000  # records held (over all partitions) before they go to disk
+SCAN_ROWS = 5000
+KEYS_PER_BATCH = 500  # keys per ``IN (…)``: under every backend's bind-parameter limit
+Key = Any  # a primary key value: str or int
+
+
+def partition_of(key: Key) -> int:
+    """The partition of ``key``: the same in every process (``hash()`` of a str is not)."""
+    if type(key) is int:
+        return key % PARTITIONS
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
+
+
+# --- chunk files --------------------------------------------------------------------------------
+
+@dataclass
+class ChunkFile:
+    """Pickled chunks in one private file, found again by group (a table and a partition, or a kind)."""
+
+    path: Path
+    index: dict[Hashable, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def create(self) -> IO[bytes]:
+        return os.fdopen(create_private_file(self.path), "wb")
+
+    def open(self) -> IO[bytes]:
+        return open(self.path, "rb")
+
+    def write(self, file: IO[bytes], group: Hashable, chunk: Any) -> None:
+        data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+        self.index.setdefault(group, []).append((file.tell(), len(data)))
+        file.write(data)
+
+    def read(self, file: IO[bytes], group: Hashable) -> Iterator[Any]:
+        for offset, length in self.index.get(group, ()):
+            file.seek(offset)
+            yield pickle.loads(file.read(length))
+
+
+@dataclass
+class Spool(ChunkFile):
+    """One side: per table its row count and checksum; per table and partition its keys and digests."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, int] = field(default_factory=dict)
+
+    def same_table(self, other: Spool, name: str) -> bool:
+        return (self.rows.get(name, 0) == other.rows.get(name, 0)
+                and self.sums.get(name, 0) == other.sums.get(name, 0))
+
+    def partition(self, file: IO[bytes], name: str, part: int) -> Iterator[tuple[Key, bytes]]:
+        for keys, digests in self.read(file, (name, part)):
+            yield from zip(keys, digests)
+
+
+class _PartitionedWriter:
+    """Buffers records per partition and writes them as chunks, a bounded number at a time."""
+
+    def __init__(self, spool: Spool, file: IO[bytes]) -> None:
+        self.spool, self.file = spool, file
+        self.buffers: dict[tuple[str, int], tuple[list[Key], list[bytes]]] = {}
+        self.buffered = 0
+
+    def add(self, name: str, keys: list[Key], digests: list[bytes]) -> None:
+        buffers = self.buffers
+        for key, digest in zip(keys, digests):
+            group = (name, partition_of(key))
+            buffer = buffers.get(group) or buffers.setdefault(group, ([], []))
+            buffer[0].append(key)
+            buffer[1].append(digest)
+        self.buffered += len(keys)
+        if self.buffered >= BUFFERED_RECORDS:
+            self.flush()
+
+    def flush(self) -> None:
+        for group, chunk in self.buffers.items():
+            self.spool.write(self.file, group, chunk)
+        self.buffers.clear()
+        self.buffered = 0
+
+
+# --- scanning -----------------------------------------------------------------------------------
+
+async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
+    """Keys and digests of every row of ``names`` on ``conn`` (inside its snapshot) into ``spool``."""
+    with spool.create() as file:
+        writer = _PartitionedWriter(spool, file)
+        for name in names:
+            plan = export_plan(name, await conn.columns(name), conn.capabilities)
+            columns = plan.layout.columns
+            key_at = _key_position(name, columns)
+            rows, checksum = 0, 0
+            async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
+                batch = plan.decode(raw)
+                digests = row_digests(columns, batch)
+                writer.add(name, _keys(name, [row[key_at] for row in batch]), digests)
+                rows, checksum = rows + len(batch), add_digests(checksum, digests)
+            spool.rows[name], spool.sums[name] = rows, checksum
+        writer.flush()
+
+
+_gc_settings: list[tuple[int, int, int]] = []  # the thresholds to restore, one entry per scan running here
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """For the length of a scan: the cyclic GC runs less often and skips the long-lived heap.
+
+    A scan allocates a few containers per row (the decoded JSON, the digest's dict) and keeps none,
+    so the frequent collections that allocation triggers find nothing and cost 10–15 % of the CPU.
+    Scans may overlap (two syncs in one process): the last one out restores the settings."""
+    _gc_settings.append(_gc_settings[0] if _gc_settings else gc.get_threshold())
+    if len(_gc_settings) == 1:
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+    try:
+        yield
+    finally:
+        threshold = _gc_settings.pop()
+        if not _gc_settings:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
+
+
+async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:
+    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled spool.
+
+    A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
+    parent's main module in the worker, which may be anyone's script. Cancelled, the child is killed."""
+    request = pickle.dumps((url, list(names), spool), protocol=pickle.HIGHEST_PROTOCOL)
+    done = await anyio.run_process([sys.executable, "-c", _WORKER], input=request, check=False, env=_worker_env())
+    try:
+        outcome = pickle.loads(done.stdout)
+    except Exception:  # the child died before it could answer
+        tail = done.stderr.decode(errors="replace")[-2000:]
+        raise InternalError(f"the --sync worker process failed (exit {done.returncode}): {tail}") from None
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return cast(Spool, outcome)
+
+
+_WORKER = "from memoria_stream.transfer.keyspool import worker_main; worker_main()"
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with this package importable however the parent found it."""
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+def worker_main() -> None:
+    """The worker process: a pickled request on stdin, the filled spool (or the error) on stdout."""
+    url, names, spool = pickle.load(sys.stdin.buffer)
+
+    async def scan_snapshot() -> None:
+        async with connect(url) as conn, conn.snapshot():
+            await scan(conn, names, spool)
+
+    outcome: Any = spool
+    try:
+        with fewer_collections():
+            anyio.run(scan_snapshot)
+    except Exception as exc:  # handed to the parent, which raises it
+        outcome = exc
+    try:
+        answer = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an error that does not pickle: its text, then
+        answer = pickle.dumps(InternalError(f"{type(outcome).__name__}: {outcome}"))
+    sys.stdout.buffer.write(answer)
+
+
+def _key_position(name: str, columns: Sequence[str]) -> int:
+    table = get_table(name)
+    if table is None or len(table.primary_key) != 1 or table.primary_key[0] not in columns:
+        raise InternalError(f"{name}: --sync needs the table's one primary key column")
+    return columns.index(table.primary_key[0])
+
+
+def _keys(name: str, keys: list[Key]) -> list[Key]:
+    """``keys`` as they are, once checked to be text or integers (what compares exactly in Python
+    and binds as itself in ``WHERE key IN (…)``)."""
+    odd = next((k for k in keys if type(k) is not str and type(k) is not int), None)
+    if odd is not None:
+        raise InternalError(f"{name}: --sync cannot use primary key {odd!r:.60}")
+    return keys
+
+
+# --- comparing ----------------------------------------------------------------------------------
+
+REMOVE, ARRIVE = "remove", "arrive"  # keys to delete (deleted or updated), rows to write (inserted or updated)
+
+
+@dataclass
+class Counts:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+
+class Changes(ChunkFile):
+    """The keys that differ, per table and kind (``REMOVE``, ``ARRIVE``), in batches of ``KEYS_PER_BATCH``."""
+
+
+def compare(source: Spool, target: Spool, names: Sequence[str], changes: Changes) -> dict[str, Counts]:
+    """Classify every key of ``names`` into ``changes``: partition by partition, so that only one
+    partition of the target's keys and digests is in memory at a time."""
+    counts: dict[str, Counts] = {}
+    with source.open() as ours, target.open() as theirs, changes.create() as out:
+        for name in names:
+            classifier = _Classifier(changes, out, name)
+            for part in range(PARTITIONS):
+                classifier.partition(source.partition(ours, name, part), target.partition(theirs, name, part))
+            counts[name] = classifier.finish()
+    return counts
+
+
+class _Classifier:
+    """The keys of one table, compared a partition at a time; differing keys batched into ``changes``."""
+
+    def __init__(self, changes: Changes, file: IO[bytes], name: str) -> None:
+        self.changes, self.file, self.name = changes, file, name
+        self.counts = Counts()
+        self.batches: dict[str, list[Key]] = {REMOVE: [], ARRIVE: []}
+
+    def partition(self, ours: Iterator[tuple[Key, bytes]], theirs: Iterator[tuple[Key, bytes]]) -> None:
+        old = dict(theirs)
+        for key, digest in ours:
+            was = old.pop(key, None)
+            if was == digest:
+                continue
+            if was is None:
+                self.counts.inserted += 1
+            else:
+                self.counts.updated += 1
+                self._add(REMOVE, key)
+            self._add(ARRIVE, key)
+        self.counts.deleted += len(old)
+        for key in old:
+            self._add(REMOVE, key)
+
+    def finish(self) -> Counts:
+        for kind, keys in self.batches.items():
+            if keys:
+                self.changes.write(self.file, (self.name, kind), keys)
+        return self.counts
+
+    def _add(self, kind: str, key: Key) -> None:
+        batch = self.batches[kind]
+        batch.append(key)
+        if len(batch) == KEYS_PER_BATCH:
+            self.changes.write(self.file, (self.name, kind), batch)
+            self.batches[kind] = []
