@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from memoria_stream.transfer.digests import add_digests, row_digest
+from memoria_stream.transfer.digests import add_digests, row_digests
 from memoria_stream.drivers.base import Connection
 from memoria_stream.transfer.plans import export_plan
 from memoria_stream.model.types import ColumnType
@@ -70,7 +70,7 @@ async def table_state(conn: Connection, name: str) -> tuple[int, str]:
     async for raw in conn.read(name, columns, batch_rows=_READ_ROWS):
         decoded = plan.decode(raw)
         rows += len(decoded)
-        total = add_digests(total, (row_digest(columns, row) for row in decoded))
+        total = add_digests(total, row_digests(columns, decoded))
     return rows, f"{total:064x}"
 
 

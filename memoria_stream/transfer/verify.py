@@ -18,7 +18,7 @@ from typing import Sequence
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table
 from memoria_stream.codecs import decoder_for
 from memoria_stream.codecs.base import Metadata, RowBatch, TableStart
-from memoria_stream.transfer.digests import DigestStore, add_digests, digest_stores, first_difference, key_text, row_digest
+from memoria_stream.transfer.digests import DigestStore, add_digests, digest_stores, first_difference, key_text, row_digests
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import LiveColumn
 from memoria_stream.drivers.sqlite import CAPABILITIES as _SQLITE
@@ -168,7 +168,7 @@ class _Side:
         table = get_table(name)
         assert table is not None
         key_at = [columns.index(c) for c in table.primary_key]
-        items = [(key_text(key_at, row), row_digest(columns, row)) for row in rows]
+        items = list(zip((key_text(key_at, row) for row in rows), row_digests(columns, rows)))
         self.rows[name] = self.rows.get(name, 0) + len(rows)
         self.sums[name] = add_digests(self.sums.get(name, 0), (h for _, h in items))
         await self.store.add(name, items)
