@@ -299,7 +299,7 @@ class MySQLConnection:
         status = self._conn.server_status
         if not (self.load_data and status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and fast_escaping(status)):
             return False
-        text = load_text(rows, self._conn.encoding)
+        text = load_text(rows)
         if text is None:
             return False
         data, hex_columns = text

@@ -4,6 +4,7 @@ refuses with the same error (target unchanged), and gives way to INSERT where th
 from __future__ import annotations
 
 import logging
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -22,7 +23,8 @@ from support.helpers import assert_same, read_all
 from support.processes import assert_clean_failure, run
 
 HARD_TEXT = TRICKY_TEXT + [BIG_TEXT, "\\N", "\\", "a\\tb", "\t", "\n", "\r", "\x00", "x\x00y\r\n\tz\\0", "\x1a",
-                           "'\"`", "é😀", " lead and trail "]
+                           "'\"`", "é😀", " lead and trail ",
+                           "unit\x1fseparator", "\x1f"]
 HARD_FLOATS = FLOATS + [-0.0, 0.0, 1.0, 1e22, 5e-324, 2.2250738585072014e-308, 1 / 3, -1e-7, 9007199254740993.0]
 # One row per value of the longest list; the shorter lists repeat. Column c is never NULL.
 HARD_COLUMNS: dict[str, tuple[str, list[Any]]] = {
@@ -182,13 +184,40 @@ async def test_outside_a_transaction_rows_go_by_insert(mysql_url: str) -> None:
 
 
 def test_text_escapes_exactly_the_separators() -> None:
-    data, hex_columns = load_text([("a\tb\\c\nd\re\x00f", None, 1.5, True, b"\x00\xff")], "utf8") or (b"", set())
-    assert data == b"a\\tb\\\\c\\nd\\re\\0f\t\\N\t1.5\t1\t00ff\n"
+    rows = [("a\tb\\c\nd\re\x00f", None, 1.5, True, b"\x00\xff"), ("é\x1f\n", "x", -0.0, None, None)]
+    data, hex_columns = load_text(rows) or (b"", set())
+    assert data == ("a\\tb\\\\c\\nd\\re\\0f\t\\N\t1.5\t1\t00ff\n"
+                    "é\x1f\\n\tx\t-0.0\t\\N\t\\N\n").encode()
     assert hex_columns == {4}
+
+
+def test_random_text_unescapes_to_itself() -> None:
+    """What the server's reader does with our fields (ESCAPED BY '\\'), done here on random texts."""
+    rng = random.Random(5)
+    alphabet = "ab\\\x00\n\r\t\x1aNé😀0Zn\x1f"
+    for _ in range(3000):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 5))]
+        fields = column_fields(texts)
+        assert fields is not None
+        assert all(b"\t" not in f and b"\n" not in f for f in fields)
+        assert [unescape(f) for f in fields] == texts
+
+
+def unescape(field: bytes) -> str:
+    specials = {"0": "\x00", "n": "\n", "r": "\r", "t": "\t", "b": "\b", "Z": "\x1a"}
+    text, out, i = field.decode(), [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 1
+            out.append(specials.get(text[i], text[i]))
+        else:
+            out.append(text[i])
+        i += 1
+    return "".join(out)
 
 
 def test_kinds_of_value_the_text_does_not_carry_go_to_insert() -> None:
     assert column_fields([1, "mixed"]) is None
     assert column_fields([object()]) is None
-    assert load_text([(1, [1, 2])], "utf8") is None
-    assert column_fields([None, None]) == ["\\N", "\\N"]
+    assert load_text([(1, [1, 2])]) is None
+    assert column_fields([None, None]) == [b"\\N", b"\\N"]
