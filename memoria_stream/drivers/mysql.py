@@ -29,6 +29,7 @@ CAPABILITIES = Capabilities(
     bulk_copy=False,
     max_bind_params=65535,
     transactional_ddl=False,
+    clustered_by_key=True,
     # DATETIME(6) and DOUBLE so that microseconds and double precision survive (Memoria's DDL loses both);
     # LONGTEXT because Memoria's TEXT stops at 64 KiB.
     ddl_types={
@@ -266,9 +267,12 @@ class MySQLConnection:
             with contextlib.suppress(Exception):
                 await shielded(self._conn.rollback())
 
-    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
+                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
         q = self.capabilities.quote
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        if order_by:
+            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
         with _translated(self.url):
             cursor = await self._conn.cursor(aiomysql.SSCursor)
             try:
