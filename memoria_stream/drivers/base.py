@@ -50,6 +50,9 @@ class Capabilities:
     # Rows are stored in primary key order (InnoDB's clustered index): rows arriving in that order
     # append to the table's last page instead of splitting pages all over it.
     clustered_by_key: bool = False
+    # ALTER TABLE … ADD INDEX a (…), ADD INDEX b (…) builds several indexes in one pass over the
+    # table (MySQL), instead of one pass per CREATE INDEX.
+    add_indexes_together: bool = False
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects

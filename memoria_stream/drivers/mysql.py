@@ -30,6 +30,7 @@ CAPABILITIES = Capabilities(
     max_bind_params=65535,
     transactional_ddl=False,
     clustered_by_key=True,
+    add_indexes_together=True,
     # DATETIME(6) and DOUBLE so that microseconds and double precision survive (Memoria's DDL loses both);
     # LONGTEXT because Memoria's TEXT stops at 64 KiB.
     ddl_types={
@@ -101,7 +102,7 @@ def tls_options(url: DatabaseURL) -> tuple[_ssl.SSLContext | None, bool]:
     return context, mode != "preferred"
 
 
-class _Connection(_LoadingConnection):  # type: ignore[misc]
+class _Connection(_LoadingConnection):
     """aiomysql's connection, except that it will not authenticate without TLS when TLS is
     required (aiomysql by itself quietly goes on in plaintext when the server offers no TLS), and
     that it answers LOAD DATA LOCAL requests with our own writes' bytes only (``mysql_load.py``)."""

@@ -50,6 +50,7 @@ class OwnStreamOnly:
     aiomysql's own class, which refuses any request because ``local_infile`` stays False.)"""
 
     _armed: Iterable[bytes] | None = None
+    _result: Any  # aiomysql's: the last statement's result
 
     async def load_local(self, sql: str, chunks: Iterable[bytes]) -> tuple[int, int]:
         """Run our ``LOAD DATA LOCAL INFILE`` statement, serving ``chunks`` as the file; returns the
@@ -59,7 +60,7 @@ class OwnStreamOnly:
             await self.query(sql)  # type: ignore[attr-defined]
         finally:
             self._armed = None  # not served (an error before the request): never served later
-        result = self._result  # type: ignore[attr-defined]
+        result = self._result
         return int(result.affected_rows or 0), int(result.warning_count or 0)
 
     async def _read_query_result(self, unbuffered: bool = False) -> None:
