@@ -18,7 +18,8 @@ from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
 from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
-from memoria_stream.drivers.mysql_load import REFUSED_CODES, Connection as _LoadingConnection, load_statement, load_text
+from memoria_stream.drivers.mysql_load import (
+    REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
 
 log = logging.getLogger(__name__)
 
@@ -304,14 +305,13 @@ class MySQLConnection:
         status = self._conn.server_status
         if not (self.load_data and status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and fast_escaping(status)):
             return False
-        text = load_text(rows)
-        if text is None:
+        hex_columns = hex_columns_of(rows)
+        if hex_columns is None:
             return False
-        data, hex_columns = text
         await self._conn.query("SAVEPOINT memoria_stream_batch")
         try:
             stored, warnings = await self._conn.load_local(
-                load_statement(self.capabilities.quote, table, columns, hex_columns), (data,))
+                load_statement(self.capabilities.quote, table, columns, hex_columns), load_pieces(rows))
         except pymysql.err.MySQLError as exc:
             if exc.args and exc.args[0] in REFUSED_CODES:
                 self._refused(exc)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import aiomysql
 from aiomysql.connection import MySQLResult
@@ -40,6 +40,7 @@ _REJECTED = 2068
 
 _NEEDS_ESCAPE = re.compile(b"[\\\\\t\n\r\x00]")
 _NONE = type(None)
+_CARRIED = {str, bool, int, float, datetime, bytes}
 
 
 class OwnStreamOnly:
@@ -86,13 +87,18 @@ class _OwnStreamResult(MySQLResult):  # type: ignore[misc]
     async def _read_load_local_packet(self, first_packet: Any) -> None:
         conn = self.connection
         chunks, conn._armed = conn._armed, None  # one request, one stream
-        if chunks is not None:
-            for chunk in chunks:
+        failure = None
+        try:
+            for chunk in chunks or ():  # built piece by piece: the server reads one while we build the next
                 view = memoryview(chunk)
                 for start in range(0, len(view), _CHUNK):
                     conn.write_packet(view[start:start + _CHUNK])
+        except Exception as exc:  # the stream still ends, and its answer is read, to stay in step
+            failure = exc
         conn.write_packet(b"")  # end of file (or, refused, an empty one: the server needs a packet)
         answer = await conn._read_packet()  # an error packet raises here
+        if failure is not None:
+            raise failure
         if chunks is None:
             raise OperationalError(_REJECTED, "LOAD DATA LOCAL INFILE refused: this client does not send "
                                    "local files (local infile is off except for its own writes)")
@@ -112,6 +118,29 @@ def load_statement(quote: Any, table: str, columns: Sequence[str], hex_columns: 
     return (f"LOAD DATA LOCAL INFILE '{STREAM_NAME}' INTO TABLE {quote(table)} CHARACTER SET utf8mb4 "
             r"FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES STARTING BY '' TERMINATED BY '\n' "
             f"({', '.join(targets)})" + (f" SET {', '.join(unhex)}" if unhex else ""))
+
+
+def hex_columns_of(rows: Sequence[Row]) -> set[int] | None:
+    """The columns of ``rows`` sent as hex (bytes), or ``None`` when a column holds a kind of
+    value, or a mix of kinds, that the text does not carry (the batch then goes through INSERT)."""
+    hex_columns = set()
+    for i, values in enumerate(zip(*rows)):
+        types = set(map(type, values))
+        types.discard(_NONE)
+        if len(types) > 1 or not types <= _CARRIED:
+            return None
+        if types == {bytes}:
+            hex_columns.add(i)
+    return hex_columns
+
+
+def load_pieces(rows: Sequence[Row], piece_rows: int = 256) -> Iterator[bytes]:
+    """The text of rows ``hex_columns_of`` accepted, a few hundred rows at a time."""
+    for start in range(0, len(rows), piece_rows):
+        text = load_text(rows[start:start + piece_rows])
+        if text is None:
+            raise ValueError("a batch hex_columns_of() did not accept")
+        yield text[0]
 
 
 def load_text(rows: Sequence[Row]) -> tuple[bytes, set[int]] | None:

@@ -82,6 +82,18 @@ async def test_hard_values_read_back_as_the_insert_path_stores_them(mysql_url: s
     assert exact(by_load) == exact(by_insert)
 
 
+async def test_a_batch_streamed_in_many_pieces_is_one_load(mysql_url: str) -> None:
+    rows = [(n, HARD_TEXT[n % len(HARD_TEXT)][:100], n / 7) for n in range(1000)]
+    async with connect(mysql_url) as conn:
+        assert isinstance(conn, MySQLConnection)
+        await conn.execute("CREATE TABLE t (n INT PRIMARY KEY, s TEXT, f DOUBLE)")
+        before = await loads(conn)
+        async with conn.transaction():
+            await conn.write("t", ["n", "s", "f"], rows)
+        assert await loads(conn) - before == 1
+        assert exact(await conn.fetch("SELECT * FROM t ORDER BY n")) == exact(rows)
+
+
 async def test_the_hard_dataset_reads_back_the_same_both_ways(tmp_path: Path) -> None:
     data = build_dataset()
     async for by_load in make_database("mysql", tmp_path, "load"):
