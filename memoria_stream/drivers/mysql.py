@@ -22,6 +22,7 @@ from memoria_stream.drivers.mysql_load import (
     REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
 
 log = logging.getLogger(__name__)
+_REFUSING: set[str] = set()  # database URLs already reported as refusing LOAD DATA LOCAL
 
 CAPABILITIES = Capabilities(
     dialect="mysql",
@@ -133,13 +134,14 @@ async def _connect(url: DatabaseURL) -> aiomysql.Connection:
 
 
 @contextlib.contextmanager
-def _translated(url: DatabaseURL) -> Iterator[None]:
+def _translated(url: DatabaseURL, table: str | None = None) -> Iterator[None]:
+    where = f"MySQL: table {table}: " if table else "MySQL: "  # a write names its table
     try:
         yield
     except pymysql.err.IntegrityError as exc:
-        raise IntegrityFailure(f"MySQL: {_message(exc)}") from exc
+        raise IntegrityFailure(f"{where}{_message(exc)}") from exc
     except (pymysql.err.DataError, pymysql.err.ProgrammingError, pymysql.err.NotSupportedError) as exc:
-        raise DatabaseError(f"MySQL: {_message(exc)}") from exc
+        raise DatabaseError(f"{where}{_message(exc)}") from exc
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(f"MySQL {url.masked()}: {_message(exc)}") from exc
     except OSError as exc:
@@ -290,7 +292,7 @@ class MySQLConnection:
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         if not rows:
             return
-        with _translated(self.url):
+        with _translated(self.url, table):
             if not await self._load(table, columns, rows):
                 await self._insert(table, columns, rows)
 
@@ -326,19 +328,20 @@ class MySQLConnection:
 
     def _refused(self, exc: Exception) -> None:
         self.load_data = False
-        log.info("%s refuses LOAD DATA LOCAL (%s): writing with INSERT", self.url.masked(), _message(exc))
+        if self.url.masked() not in _REFUSING:  # one line per database URL, however many connections
+            _REFUSING.add(self.url.masked())
+            log.info("%s refuses LOAD DATA LOCAL (%s): writing with INSERT", self.url.masked(), _message(exc))
 
     async def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         q = self.capabilities.quote
         head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES "
-        with _translated(self.url):
-            async with self._conn.cursor() as cur:
-                if not fast_escaping(self._conn.server_status):
-                    cur.max_stmt_length = _MAX_STATEMENT
-                    await cur.executemany(f"{head}({self.capabilities.placeholders(len(columns))})", rows)
-                    return
-                for sql in insert_statements(head, rows, self._conn.escape, self._conn.encoding, _MAX_STATEMENT):
-                    await cur.execute(sql)
+        async with self._conn.cursor() as cur:
+            if not fast_escaping(self._conn.server_status):
+                cur.max_stmt_length = _MAX_STATEMENT
+                await cur.executemany(f"{head}({self.capabilities.placeholders(len(columns))})", rows)
+                return
+            for sql in insert_statements(head, rows, self._conn.escape, self._conn.encoding, _MAX_STATEMENT):
+                await cur.execute(sql)
 
     async def reset_sequence(self, table: str, column: str) -> None:
         # InnoDB moves AUTO_INCREMENT past every explicit id it stores; ALTER TABLE here would

@@ -125,7 +125,7 @@ async def test_duplicate_key_fails_with_the_insert_error_and_changes_nothing(mys
         async with conn.transaction():
             await conn.write("t", ["id", "s"], [(1, "one"), (2, "two")])
         for batch in ([(3, "three"), (1, "again")], [(4, "four"), (4, "twice")]):
-            with pytest.raises(IntegrityFailure, match="Duplicate entry '[14]' for key 'PRIMARY'"):
+            with pytest.raises(IntegrityFailure, match="^MySQL: table t: Duplicate entry '[14]' for key 'PRIMARY'$"):
                 async with conn.transaction():
                     await conn.write("t", ["id", "s"], [(10, "earlier batch")])
                     await conn.write("t", ["id", "s"], batch)
@@ -160,7 +160,7 @@ async def test_import_of_an_existing_key_names_the_line_and_changes_nothing(mysq
     before = await read_all(mysql_url)
     result = run("import-data", str(path), "--database-url", mysql_url, "--table", "teams", "--no-truncate")
     assert result.returncode == IntegrityFailure.exit_code
-    assert_clean_failure(result, "Duplicate entry 'team-1'")
+    assert_clean_failure(result, "table teams: Duplicate entry 'team-1'")
     assert_same(before, await read_all(mysql_url))
 
 
