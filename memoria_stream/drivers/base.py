@@ -47,6 +47,12 @@ class Capabilities:
     drop_table_suffix: str = ""
     # More than one connection can write at once (SQLite's one file takes one writer at a time).
     parallel_writers: bool = True
+    # Rows are stored in primary key order (InnoDB's clustered index): rows arriving in that order
+    # append to the table's last page instead of splitting pages all over it.
+    clustered_by_key: bool = False
+    # ALTER TABLE … ADD INDEX a (…), ADD INDEX b (…) builds several indexes in one pass over the
+    # table (MySQL), instead of one pass per CREATE INDEX.
+    add_indexes_together: bool = False
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects
@@ -119,8 +125,10 @@ class Connection(Protocol):
         """A read-only transaction that sees one consistent moment of the database."""
         ...
 
-    def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
-        """Raw driver values of ``columns`` in batches (convert with ``capabilities.decoders``)."""
+    def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
+             order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
+        """Raw driver values of ``columns`` in batches (convert with ``capabilities.decoders``),
+        sorted by ``order_by`` where given."""
         ...
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:

@@ -1,14 +1,16 @@
-"""MySQL and MariaDB through aiomysql: unbuffered reads, multi-row INSERTs under max_allowed_packet."""
+"""MySQL and MariaDB through aiomysql: unbuffered reads; writes by LOAD DATA LOCAL of our own stream
+(``mysql_load.py``), or multi-row INSERTs under max_allowed_packet where the server refuses it."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl as _ssl
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 import aiomysql
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, SERVER_STATUS
 
 from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFailure
 from memoria_stream.model.types import ColumnType as T, Row
@@ -16,6 +18,11 @@ from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
 from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
+from memoria_stream.drivers.mysql_load import (
+    REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
+
+log = logging.getLogger(__name__)
+_REFUSING: set[str] = set()  # database URLs already reported as refusing LOAD DATA LOCAL
 
 CAPABILITIES = Capabilities(
     dialect="mysql",
@@ -24,6 +31,8 @@ CAPABILITIES = Capabilities(
     bulk_copy=False,
     max_bind_params=65535,
     transactional_ddl=False,
+    clustered_by_key=True,
+    add_indexes_together=True,
     # DATETIME(6) and DOUBLE so that microseconds and double precision survive (Memoria's DDL loses both);
     # LONGTEXT because Memoria's TEXT stops at 64 KiB.
     ddl_types={
@@ -95,9 +104,10 @@ def tls_options(url: DatabaseURL) -> tuple[_ssl.SSLContext | None, bool]:
     return context, mode != "preferred"
 
 
-class _Connection(aiomysql.Connection):  # type: ignore[misc]
+class _Connection(_LoadingConnection):
     """aiomysql's connection, except that it will not authenticate without TLS when TLS is
-    required: aiomysql by itself quietly goes on in plaintext when the server offers no TLS."""
+    required (aiomysql by itself quietly goes on in plaintext when the server offers no TLS), and
+    that it answers LOAD DATA LOCAL requests with our own writes' bytes only (``mysql_load.py``)."""
 
     tls_required = False
 
@@ -110,11 +120,13 @@ class _Connection(aiomysql.Connection):  # type: ignore[misc]
 
 async def _connect(url: DatabaseURL) -> aiomysql.Connection:
     context, required = tls_options(url)
-    # local_infile stays off: with it, the server (or anyone posing as it) may read any client file.
+    # aiomysql's local_infile stays off: with it, the server (or anyone posing as it) may read any
+    # client file. The LOCAL_FILES capability alone lets the server ask; _Connection answers only
+    # while our own write has armed it, and never opens a file.
     conn = _Connection(
         host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
         password=url.password or "", db=url.database, charset="utf8mb4", autocommit=True,
-        connect_timeout=30, local_infile=False, ssl=context,
+        connect_timeout=30, local_infile=False, client_flag=CLIENT.LOCAL_FILES, ssl=context,
     )
     conn.tls_required = required
     await conn._connect()
@@ -122,13 +134,14 @@ async def _connect(url: DatabaseURL) -> aiomysql.Connection:
 
 
 @contextlib.contextmanager
-def _translated(url: DatabaseURL) -> Iterator[None]:
+def _translated(url: DatabaseURL, table: str | None = None) -> Iterator[None]:
+    where = f"MySQL: table {table}: " if table else "MySQL: "  # a write names its table
     try:
         yield
     except pymysql.err.IntegrityError as exc:
-        raise IntegrityFailure(f"MySQL: {_message(exc)}") from exc
+        raise IntegrityFailure(f"{where}{_message(exc)}") from exc
     except (pymysql.err.DataError, pymysql.err.ProgrammingError, pymysql.err.NotSupportedError) as exc:
-        raise DatabaseError(f"MySQL: {_message(exc)}") from exc
+        raise DatabaseError(f"{where}{_message(exc)}") from exc
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(f"MySQL {url.masked()}: {_message(exc)}") from exc
     except OSError as exc:
@@ -173,6 +186,7 @@ class MySQLConnection:
         self.url = url
         self._conn = conn
         self._closed = False
+        self.load_data = True  # False once the server refuses LOAD DATA LOCAL: INSERTs from then on
 
     @classmethod
     async def open(cls, url: DatabaseURL, *, read_only: bool = False) -> "MySQLConnection":
@@ -257,9 +271,12 @@ class MySQLConnection:
             with contextlib.suppress(Exception):
                 await shielded(self._conn.rollback())
 
-    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
+                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
         q = self.capabilities.quote
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        if order_by:
+            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
         with _translated(self.url):
             cursor = await self._conn.cursor(aiomysql.SSCursor)
             try:
@@ -273,18 +290,58 @@ class MySQLConnection:
                 await shielded(cursor.close())
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        with _translated(self.url, table):
+            if not await self._load(table, columns, rows):
+                await self._insert(table, columns, rows)
+
+    async def _load(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> bool:
+        """Write the batch by LOAD DATA LOCAL; False when it must go through INSERT instead.
+
+        With LOCAL the server cannot stop the stream, so it turns duplicate keys and bad values into
+        warnings and skips or changes those rows. Every batch is therefore checked (rows stored ==
+        rows sent, no warning); a batch that fails the check is rolled back to the savepoint taken
+        before it and replayed by INSERT, which raises the error the INSERT path always raised.
+        Outside a transaction there is no savepoint to go back to: INSERT there."""
+        status = self._conn.server_status
+        if not (self.load_data and status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and fast_escaping(status)):
+            return False
+        hex_columns = hex_columns_of(rows)
+        if hex_columns is None:
+            return False
+        await self._conn.query("SAVEPOINT memoria_stream_batch")
+        try:
+            stored, warnings = await self._conn.load_local(
+                load_statement(self.capabilities.quote, table, columns, hex_columns), load_pieces(rows))
+        except pymysql.err.MySQLError as exc:
+            if exc.args and exc.args[0] in REFUSED_CODES:
+                self._refused(exc)
+                return False
+            raise
+        if stored == len(rows) and warnings == 0:
+            return True
+        await self._conn.query("ROLLBACK TO SAVEPOINT memoria_stream_batch")
+        log.debug("LOAD DATA into %s stored %d of %d rows with %d warnings: replayed by INSERT",
+                  table, stored, len(rows), warnings)
+        return False
+
+    def _refused(self, exc: Exception) -> None:
+        self.load_data = False
+        if self.url.masked() not in _REFUSING:  # one line per database URL, however many connections
+            _REFUSING.add(self.url.masked())
+            log.info("%s refuses LOAD DATA LOCAL (%s): writing with INSERT", self.url.masked(), _message(exc))
+
+    async def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         q = self.capabilities.quote
         head = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) VALUES "
-        with _translated(self.url):
-            async with self._conn.cursor() as cur:
-                if not rows:
-                    return
-                if not fast_escaping(self._conn.server_status):
-                    cur.max_stmt_length = _MAX_STATEMENT
-                    await cur.executemany(f"{head}({self.capabilities.placeholders(len(columns))})", rows)
-                    return
-                for sql in insert_statements(head, rows, self._conn.escape, self._conn.encoding, _MAX_STATEMENT):
-                    await cur.execute(sql)
+        async with self._conn.cursor() as cur:
+            if not fast_escaping(self._conn.server_status):
+                cur.max_stmt_length = _MAX_STATEMENT
+                await cur.executemany(f"{head}({self.capabilities.placeholders(len(columns))})", rows)
+                return
+            for sql in insert_statements(head, rows, self._conn.escape, self._conn.encoding, _MAX_STATEMENT):
+                await cur.execute(sql)
 
     async def reset_sequence(self, table: str, column: str) -> None:
         # InnoDB moves AUTO_INCREMENT past every explicit id it stores; ALTER TABLE here would

@@ -193,9 +193,12 @@ class PostgresConnection:
             with contextlib.suppress(Exception):
                 await shielded(tx.rollback())
 
-    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
+                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
         q = self.capabilities.quote
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        if order_by:
+            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
         if self._conn.is_in_transaction():
             async for rows in self._cursor(sql, batch_rows):
                 yield rows

@@ -171,9 +171,12 @@ class SQLiteConnection:
         finally:
             await _shielded(self._rollback())
 
-    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int) -> AsyncIterator[list[Row]]:
+    async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
+                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
         q = self.capabilities.quote
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+        if order_by:
+            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
         with _translated(self.url):
             cursor = await self._db.execute(sql)
             try:

@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Sequence
 
-from memoria_stream.model.catalog import Column, ForeignKey, Table, get_table, insert_order
+from memoria_stream.model.catalog import Column, ForeignKey, Index, Table, get_table, insert_order
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 
 
@@ -99,12 +99,24 @@ async def create_missing_indexes(conn: Connection, names: Sequence[str]) -> list
             continue
         present = set(await conn.index_names(name))
         columns = {c.name for c in await conn.columns(name)}
-        for index, statement in zip(table.indexes, create_index_sql(conn.capabilities, table)):
-            # An older table may lack an indexed column: that index waits for its migration.
-            if index.name not in present and columns.issuperset(index.columns):
+        # An older table may lack an indexed column: that index waits for its migration.
+        statements = zip(table.indexes, create_index_sql(conn.capabilities, table))
+        missing = [(index, sql) for index, sql in statements
+                   if index.name not in present and columns.issuperset(index.columns)]
+        if conn.capabilities.add_indexes_together and len(missing) > 1:
+            await conn.execute(_add_indexes_sql(conn.capabilities, table, [index for index, _ in missing]))
+        else:
+            for _, statement in missing:
                 await conn.execute(statement)
-                built.append(index.name)
+        built += [index.name for index, _ in missing]
     return built
+
+
+def _add_indexes_sql(caps: Capabilities, table: Table, indexes: Sequence[Index]) -> str:
+    q = caps.quote
+    clauses = [f"ADD {'UNIQUE ' if ix.unique else ''}INDEX {q(ix.name)} ({', '.join(q(c) for c in ix.columns)})"
+               for ix in indexes]
+    return f"ALTER TABLE {q(table.name)} {', '.join(clauses)}"
 
 
 async def drop_tables(conn: Connection, names: Sequence[str]) -> None:

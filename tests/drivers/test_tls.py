@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiomysql
+import pymysql
 import pytest
 
 from memoria_stream.drivers import connect
+from memoria_stream.drivers.urls import parse_url
 from memoria_stream.errors import DatabaseError
 
 from support.databases import MYSQL_ADMIN_URL, PG_ADMIN_URL
@@ -75,12 +78,51 @@ def test_unreadable_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
 
 
 async def test_mysql_client_refuses_load_data_local(tmp_path: Path) -> None:
-    """With local_infile on, the server (or anyone posing as it) could read any file we can read."""
+    """With local_infile on, the server (or anyone posing as it) could read any file we can read. Our
+    connection announces LOCAL_FILES (its own writes use LOAD DATA LOCAL) but never opens a file."""
+    await reachable(MYSQL_ADMIN_URL)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("client-side secret\n")
+    steal = f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE stolen"
+    assert await rows_read_by_a_trusting_client(steal) == [("client-side secret",)]  # the attack is real
+    async with connect(MYSQL_ADMIN_URL) as conn:
+        await conn.execute("CREATE TEMPORARY TABLE stolen (line TEXT)")
+        with pytest.raises(DatabaseError, match="local infile"):
+            await conn.execute(steal)
+        unbuffered = await conn._conn.cursor(aiomysql.SSCursor)  # type: ignore[attr-defined]
+        with pytest.raises(pymysql.err.OperationalError, match="local infile"):  # aiomysql's other result path
+            await unbuffered.execute(steal)
+        await unbuffered.close()
+        assert await conn.fetch("SELECT count(*) FROM stolen") == [(0,)]
+
+
+async def rows_read_by_a_trusting_client(steal: str) -> list[tuple[str]]:
+    """What ``steal`` stores through a plain aiomysql connection with local_infile on."""
+
+    url = parse_url(MYSQL_ADMIN_URL)
+    conn = await aiomysql.connect(host=url.host, port=url.port or 3306, user=url.username or "root",
+                                  password=url.password or "", db=url.database, local_infile=True)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("CREATE TEMPORARY TABLE stolen (line TEXT)")
+            await cur.execute(steal)
+            await cur.execute("SELECT line FROM stolen")
+            return [tuple(r) for r in await cur.fetchall()]
+    finally:
+        conn.close()
+
+
+async def test_our_own_load_sends_our_bytes_whatever_file_the_server_names(tmp_path: Path) -> None:
+    """An armed write answers with its own stream, not the named file; the arming serves one request."""
     await reachable(MYSQL_ADMIN_URL)
     secret = tmp_path / "secret.txt"
     secret.write_text("client-side secret\n")
     async with connect(MYSQL_ADMIN_URL) as conn:
+        raw = conn._conn  # type: ignore[attr-defined]
         await conn.execute("CREATE TEMPORARY TABLE stolen (line TEXT)")
-        with pytest.raises(DatabaseError, match="local infile"):
+        assert await raw.load_local(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE stolen", [b"ours\n"]) == (1, 0)
+        with pytest.raises(Exception):  # fails before the server asks for the file: the bytes stay unsent
+            await raw.load_local(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE no_such_table", [b"again\n"])
+        with pytest.raises(DatabaseError, match="local infile"):  # and are not served to the next request
             await conn.execute(f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE stolen")
-        assert await conn.fetch("SELECT count(*) FROM stolen") == [(0,)]
+        assert await conn.fetch("SELECT line FROM stolen") == [("ours",)]
