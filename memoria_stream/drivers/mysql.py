@@ -140,12 +140,21 @@ def _translated(url: DatabaseURL, table: str | None = None) -> Iterator[None]:
         yield
     except pymysql.err.IntegrityError as exc:
         raise IntegrityFailure(f"{where}{_message(exc)}") from exc
-    except (pymysql.err.DataError, pymysql.err.ProgrammingError, pymysql.err.NotSupportedError) as exc:
-        raise DatabaseError(f"{where}{_message(exc)}") from exc
     except pymysql.err.MySQLError as exc:
-        raise DatabaseError(f"MySQL {url.masked()}: {_message(exc)}") from exc
+        if exc.args and exc.args[0] in _CHECK_VIOLATED:  # pymysql files these under OperationalError
+            raise IntegrityFailure(f"{where}{_message(exc)}") from exc
+        raise _database_error(exc, where, url) from exc
     except OSError as exc:
         raise DatabaseError(f"MySQL {url.masked()}: connection lost: {exc}") from exc
+
+
+_CHECK_VIOLATED = frozenset({3819, 4025})  # MySQL ER_CHECK_CONSTRAINT_VIOLATED, MariaDB ER_CONSTRAINT_FAILED
+
+
+def _database_error(exc: Exception, where: str, url: DatabaseURL) -> DatabaseError:
+    if isinstance(exc, (pymysql.err.DataError, pymysql.err.ProgrammingError, pymysql.err.NotSupportedError)):
+        return DatabaseError(f"{where}{_message(exc)}")
+    return DatabaseError(f"MySQL {url.masked()}: {_message(exc)}")
 
 
 def _message(exc: Exception) -> str:

@@ -275,3 +275,19 @@ async def test_a_refused_load_points_at_the_dry_run_which_names_the_rows(
     problems, _ = json_lines(capsys.readouterr().out)
     assert [(p["table"], p["column"], p["line"]) for p in problems] == [("teams", "slug", teams[5] + 1)]
     assert problems[0]["message"].startswith(f"duplicate value of unique idx_team_slug (first at line {teams[1] + 1})")
+
+
+async def test_a_broken_check_constraint_is_an_integrity_failure_on_every_backend(
+        db_url: str, tmp_path: Path, capsys: Any) -> None:
+    lines = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    memory = _rows_by_table(lines)["long_term_memory"]
+    lines[memory[4]]["data"]["y_coord"] = 99.0  # CHECK y_coord within [-15, 15]
+    bad = tmp_path / "check.ndjson"
+    bad.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    assert await cli("import-data", str(bad), "--database-url", db_url, "--quiet") == 6
+    assert "ck_long_term_y_coord_range" in capsys.readouterr().err
+    assert await table_names(db_url) == []
+    assert await cli("import-data", str(bad), "--database-url", db_url, "--dry-run", "--log-format", "json") == 3
+    problems, _ = json_lines(capsys.readouterr().out)
+    assert [(p["table"], p["column"], p["line"], p["value"]) for p in problems] == [
+        ("long_term_memory", "y_coord", memory[4] + 1, "99.0")]
