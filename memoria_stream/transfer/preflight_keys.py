@@ -16,7 +16,7 @@ from typing import Any, Iterator
 Place = tuple[int | None, int | None]  # (line, row) in the input; (None, None) for a target row
 Reference = tuple[str, str, str, Any, str | None, int | None, int | None]  # child, col, parent, value, key, line, row
 
-_RESOLVED_CACHE = 200_000  # parent keys known to exist, kept in memory to skip most lookups
+_RESOLVED_CACHE = 50_000  # parent keys known to exist, kept in memory to skip most lookups (a few MB)
 _LOOKUP_CHUNK = 500  # values per ``IN (…)`` (SQLite allows 32,766 variables; this keeps plans small)
 
 
