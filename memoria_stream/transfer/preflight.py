@@ -172,7 +172,7 @@ class _Preflight:
         first = self.rows_seen.get(name, 0) + 1
         self.rows_seen[name] = first - 1 + len(batch.rows)
         counts = [loss.count for loss in plan.losses]
-        places: list[tuple[int | None, int | None]] = [(None, first + i) for i in range(len(batch.rows))]
+        places: list[Place] = [(None, first + i) for i in range(len(batch.rows))]
         try:
             built = plan.from_canonical(batch.layout, batch.rows)
         except InputError:
