@@ -12,8 +12,6 @@ work, and one process gets one core.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import pickle
 import sys
@@ -30,6 +28,7 @@ from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
 from memoria_stream.transfer.digests import add_digests, row_digests
+from memoria_stream.transfer.pipeline import fewer_collections
 from memoria_stream.transfer.plans import export_plan
 
 PARTITIONS = 64
@@ -132,29 +131,6 @@ async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
                 rows, checksum = rows + len(batch), add_digests(checksum, digests)
             spool.rows[name], spool.sums[name] = rows, checksum
         writer.flush()
-
-
-_gc_settings: list[tuple[int, int, int]] = []  # the thresholds to restore, one entry per scan running here
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """For the length of a scan: the cyclic GC runs less often and skips the long-lived heap.
-
-    A scan allocates a few containers per row (the decoded JSON, the digest's dict) and keeps none,
-    so the frequent collections that allocation triggers find nothing and cost 10–15 % of the CPU.
-    Scans may overlap (two syncs in one process): the last one out restores the settings."""
-    _gc_settings.append(_gc_settings[0] if _gc_settings else gc.get_threshold())
-    if len(_gc_settings) == 1:
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
-    try:
-        yield
-    finally:
-        threshold = _gc_settings.pop()
-        if not _gc_settings:
-            gc.set_threshold(*threshold)
-            gc.unfreeze()
 
 
 async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:

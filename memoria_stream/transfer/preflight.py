@@ -32,6 +32,7 @@ from memoria_stream.transfer.completeness import Completeness
 from memoria_stream.transfer.export import BATCH_ROWS, resolve_tables
 from memoria_stream.transfer.files import open_events
 from memoria_stream.transfer.load import CanonicalBatch, OnCounts
+from memoria_stream.transfer.pipeline import fewer_collections
 from memoria_stream.transfer.preflight_keys import KeyStore, Place, open_key_store
 from memoria_stream.transfer.preflight_report import MAX_PROBLEMS, PreflightReport, Problem, TablePlan, key_text, shorten
 from memoria_stream.transfer.plans import ImportPlan, check_table_name, export_plan
@@ -396,7 +397,7 @@ async def preflight_events(conn: Connection, events: AsyncIterator[Event | Canon
     """Everything a load of ``events`` into ``conn`` would meet; ``conn`` only ever sees reads."""
     started = time.perf_counter()
     live = await live_tables(conn)
-    with open_key_store() as keys:
+    with open_key_store() as keys, fewer_collections():
         report = await _Preflight(conn, live, keys, opts).run(events)
     report.seconds = time.perf_counter() - started
     return report

@@ -33,10 +33,10 @@ from memoria_stream.errors import InputError, IntegrityFailure, InternalError
 from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, REMOVE, Changes, Counts, Spool, compare, fewer_collections, scan, scan_in_worker)
+    ARRIVE, REMOVE, Changes, Counts, Spool, compare, scan, scan_in_worker)
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
-from memoria_stream.transfer.pipeline import run_stages
+from memoria_stream.transfer.pipeline import run_stages, fewer_collections
 from memoria_stream.transfer.plans import ExportPlan, ImportPlan, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tables
