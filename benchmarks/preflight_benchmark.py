@@ -2,9 +2,10 @@
 
 For each size: the generated database (benchmarks/generate.py) is exported to NDJSON (timed), then
 that file is checked with ``--dry-run`` against an empty PostgreSQL database, an empty MariaDB
-database and a new SQLite file (each timed), twice in alternation so that a busy machine weighs on
-both sides alike. Every run is a child process: wall time and its own peak RSS. The best of the two
-rounds is reported, with the ratio to the best export.
+database and a new SQLite file (each timed), in three alternating rounds so that a busy machine
+weighs on both sides alike. Every run is a child process: wall time, CPU time (user + sys, the
+steadier figure on a shared machine) and its own peak RSS. The best round of each is reported, with
+its ratios to the best export.
 
 Run: .venv/bin/python benchmarks/preflight_benchmark.py [ROWS ...]   (default 100000; needs the servers)
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate  # noqa: E402
 from harness import Measurement, Scratch, measure, memoria_stream  # noqa: E402
 
-ROUNDS = 2
+ROUNDS = 3
 TARGETS = ("postgresql", "mysql", "sqlite")
 
 
@@ -51,12 +52,14 @@ def run(rows: int, workdir: Path) -> list[str]:
             scratch.drop(url)
     export = _best(exports)
     size_mb = dump.stat().st_size / 1e6
+    cpu = min(m.cpu_seconds for m in exports)
     lines = [f"{rows:>8} rows ({size_mb:.0f} MB NDJSON), load {os.getloadavg()[0]:.1f}: "
-             f"export-data {export.seconds:6.2f} s / {export.peak_rss_mb:4.0f} MB"]
+             f"export-data {export.seconds:6.2f} s, CPU {cpu:6.2f} s / {export.peak_rss_mb:4.0f} MB"]
     for backend, runs in checks.items():
-        best = _best(runs)
-        lines.append(f"{'':>8}  dry run → {backend:<10} {best.seconds:6.2f} s / {best.peak_rss_mb:4.0f} MB"
-                     f"   dry run / export {best.seconds / export.seconds:4.2f}")
+        best, best_cpu = _best(runs), min(m.cpu_seconds for m in runs)
+        lines.append(f"{'':>8}  dry run → {backend:<10} {best.seconds:6.2f} s, CPU {best_cpu:6.2f} s / "
+                     f"{best.peak_rss_mb:4.0f} MB   dry run / export: wall {best.seconds / export.seconds:4.2f}, "
+                     f"CPU {best_cpu / cpu:4.2f}")
     for line in lines:
         print(line, flush=True)
     return lines
