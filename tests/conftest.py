@@ -32,3 +32,11 @@ async def second_db_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 def samples() -> Path:
     assert SAMPLES.exists(), f"the Memoria samples are missing: {SAMPLES}"
     return SAMPLES
+
+
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What runs remember between them (``copy --sync``) goes to the test's own folder, never ~."""
+    folder = tmp_path / "state"
+    monkeypatch.setenv("MEMORIA_STREAM_STATE_DIR", str(folder))
+    return folder

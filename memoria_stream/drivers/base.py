@@ -131,6 +131,16 @@ class Connection(Protocol):
         sorted by ``order_by`` where given."""
         ...
 
+    def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
+                     keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+        """Each row's ``key`` and a fingerprint of its stored ``columns`` (of the rows of ``keys`` only,
+        where given), in batches, computed where it costs least (by the server where it can hash).
+
+        Equal fingerprints mean equal stored values (but for a hash collision); a changed value changes
+        the fingerprint. Only fingerprints of one database, taken the same way, compare: they say
+        whether a row changed since, never whether two databases agree (``copy --sync``'s memory)."""
+        ...
+
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """Insert one batch of rows already encoded with ``capabilities.encoders``."""
         ...

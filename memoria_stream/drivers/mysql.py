@@ -286,6 +286,26 @@ class MySQLConnection:
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
         if order_by:
             sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
+        async for rows in self._stream(sql, batch_rows):
+            yield rows
+
+    async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
+                           keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+        # The server hashes each value's quoted form: QUOTE keeps NULL and 'NULL' apart, and the quotes
+        # delimit the values. A FLOAT prints 6 digits, so it goes through DOUBLE, which prints them all.
+        q = self.capabilities.quote
+        parts = ", ".join(f"QUOTE({q(c.name)} + 0e0)" if c.type is T.FLOAT else f"QUOTE({q(c.name)})"
+                          for c in columns)
+        sql = f"SELECT {q(key)}, UNHEX(MD5(CONCAT_WS(0x1e, {parts}))) FROM {q(table)}"
+        if keys is not None:
+            found = await self.fetch(f"{sql} WHERE {q(key)} IN ({self.capabilities.placeholders(len(keys))})",
+                                     *keys) if keys else []
+            yield [r[0] for r in found], [r[1] for r in found]
+            return
+        async for rows in self._stream(sql, batch_rows):
+            yield [r[0] for r in rows], [r[1] for r in rows]
+
+    async def _stream(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         with _translated(self.url):
             cursor = await self._conn.cursor(aiomysql.SSCursor)
             try:

@@ -199,6 +199,34 @@ class PostgresConnection:
         sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
         if order_by:
             sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
+        async for rows in self._stream(sql, batch_rows):
+            yield rows
+
+    async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
+                           keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+        # A row version's identity, not its content: every UPDATE writes a new tuple with the writing
+        # transaction's id (xmin) at some place (ctid), so an unchanged (xmin, ctid) is an unchanged row,
+        # read without detoasting or hashing a byte. xmin is unique within a cluster up to wraparound:
+        # the prefix names the cluster, the database, the table and the current 2^31-xid era, so any of
+        # those moving makes every row look changed (compared in full), never the other way round.
+        q = self.capabilities.quote
+        prefix = await self._version_prefix(table)
+        sql = f"SELECT {q(key)}, xmin::text || '/' || ctid::text FROM {q(table)}"
+        if keys is not None:
+            found = await self.fetch(f"{sql} WHERE {q(key)} = ANY($1)", list(keys))
+            yield [r[0] for r in found], [(prefix + r[1]).encode() for r in found]
+            return
+        async for rows in self._stream(sql, batch_rows):
+            yield [r[0] for r in rows], [(prefix + r[1]).encode() for r in rows]
+
+    async def _version_prefix(self, table: str) -> str:
+        row = (await self.fetch(
+            "SELECT (SELECT system_identifier FROM pg_control_system()), "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()), $1::regclass::oid, "
+            "txid_snapshot_xmax(txid_current_snapshot()) >> 31", self.capabilities.quote(table)))[0]
+        return "/".join(str(v) for v in row) + "/"
+
+    async def _stream(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         if self._conn.is_in_transaction():
             async for rows in self._cursor(sql, batch_rows):
                 yield rows

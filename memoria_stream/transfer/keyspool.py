@@ -12,13 +12,14 @@ work, and one process gets one core.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Hashable, Iterator, Sequence, cast
+from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence, cast
 
 import anyio
 
@@ -115,31 +116,62 @@ class _PartitionedWriter:
 
 # --- scanning -----------------------------------------------------------------------------------
 
-async def scan(conn: Connection, names: Sequence[str], spool: Spool) -> None:
-    """Keys and digests of every row of ``names`` on ``conn`` (inside its snapshot) into ``spool``."""
-    with spool.create() as file:
-        writer = _PartitionedWriter(spool, file)
-        for name in names:
-            plan = export_plan(name, await conn.columns(name), conn.capabilities)
-            columns = plan.layout.columns
-            key_at = _key_position(name, columns)
-            rows, checksum = 0, 0
-            async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
-                batch = plan.decode(raw)
-                digests = row_digests(columns, batch)
-                writer.add(name, _keys(name, [row[key_at] for row in batch]), digests)
-                rows, checksum = rows + len(batch), add_digests(checksum, digests)
-            spool.rows[name], spool.sums[name] = rows, checksum
+@dataclass
+class Scan:
+    """What to read of one side, and where it went: fingerprints of ``printed`` tables (every row's
+    key and ``Connection.fingerprints``), canonical digests of ``digested`` ones (those without a
+    memory to compare fingerprints against). Pickled to and from the worker process."""
+
+    printed: list[str]
+    digested: list[str]
+    prints: Spool
+    digests: Spool
+
+
+async def scan(conn: Connection, request: Scan) -> None:
+    """Fill ``request``'s spools from ``conn`` (inside its snapshot)."""
+    with request.prints.create() as file:
+        writer = _PartitionedWriter(request.prints, file)
+        for name in request.printed:
+            await _scan_prints(conn, name, request.prints, writer)
+        writer.flush()
+    with request.digests.create() as file:
+        writer = _PartitionedWriter(request.digests, file)
+        for name in request.digested:
+            await _scan_digests(conn, name, request.digests, writer)
         writer.flush()
 
 
-async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:
-    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled spool.
+async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
+    live = await conn.columns(name)
+    key = live[_key_position(name, [c.name for c in live])].name
+    rows, checksum = 0, 0
+    async for keys, prints in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS):
+        writer.add(name, _keys(name, keys), prints)
+        rows, checksum = rows + len(keys), add_digests(checksum, prints)
+    spool.rows[name], spool.sums[name] = rows, checksum
+
+
+async def _scan_digests(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
+    plan = export_plan(name, await conn.columns(name), conn.capabilities)
+    columns = plan.layout.columns
+    key_at = _key_position(name, columns)
+    rows, checksum = 0, 0
+    async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
+        batch = plan.decode(raw)
+        digests = row_digests(columns, batch)
+        writer.add(name, _keys(name, [row[key_at] for row in batch]), digests)
+        rows, checksum = rows + len(batch), add_digests(checksum, digests)
+    spool.rows[name], spool.sums[name] = rows, checksum
+
+
+async def scan_in_worker(url: str, request: Scan) -> Scan:
+    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled request.
 
     A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
     parent's main module in the worker, which may be anyone's script. Cancelled, the child is killed."""
-    request = pickle.dumps((url, list(names), spool), protocol=pickle.HIGHEST_PROTOCOL)
-    done = await anyio.run_process([sys.executable, "-c", _WORKER], input=request, check=False, env=_worker_env())
+    pickled = pickle.dumps((url, request), protocol=pickle.HIGHEST_PROTOCOL)
+    done = await anyio.run_process([sys.executable, "-c", _WORKER], input=pickled, check=False, env=_worker_env())
     try:
         outcome = pickle.loads(done.stdout)
     except Exception:  # the child died before it could answer
@@ -147,7 +179,7 @@ async def scan_in_worker(url: str, names: Sequence[str], spool: Spool) -> Spool:
         raise InternalError(f"the --sync worker process failed (exit {done.returncode}): {tail}") from None
     if isinstance(outcome, BaseException):
         raise outcome
-    return cast(Spool, outcome)
+    return cast(Scan, outcome)
 
 
 _WORKER = "from memoria_stream.transfer.keyspool import worker_main; worker_main()"
@@ -160,14 +192,14 @@ def _worker_env() -> dict[str, str]:
 
 
 def worker_main() -> None:
-    """The worker process: a pickled request on stdin, the filled spool (or the error) on stdout."""
-    url, names, spool = pickle.load(sys.stdin.buffer)
+    """The worker process: a pickled request on stdin, the filled request (or the error) on stdout."""
+    url, request = pickle.load(sys.stdin.buffer)
 
     async def scan_snapshot() -> None:
         async with connect(url) as conn, conn.snapshot():
-            await scan(conn, names, spool)
+            await scan(conn, request)
 
-    outcome: Any = spool
+    outcome: Any = request
     try:
         with fewer_collections():
             anyio.run(scan_snapshot)
@@ -198,7 +230,9 @@ def _keys(name: str, keys: list[Key]) -> list[Key]:
 
 # --- comparing ----------------------------------------------------------------------------------
 
-REMOVE, ARRIVE = "remove", "arrive"  # keys to delete (deleted or updated), rows to write (inserted or updated)
+# Keys to delete (deleted or updated), rows to write (inserted or updated), and keys whose rows moved
+# on either side since the memory was taken, to be compared in full (``SUSPECT``: keys and prints).
+REMOVE, ARRIVE, SUSPECT = "remove", "arrive", "suspect"
 
 
 @dataclass
@@ -206,21 +240,62 @@ class Counts:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    suspect: int = 0
 
 
 class Changes(ChunkFile):
-    """The keys that differ, per table and kind (``REMOVE``, ``ARRIVE``), in batches of ``KEYS_PER_BATCH``."""
+    """The keys that differ, per table and kind, in batches of ``KEYS_PER_BATCH``."""
+
+    def append(self) -> IO[bytes]:
+        return open(self.path, "ab")
 
 
-def compare(source: Spool, target: Spool, names: Sequence[str], changes: Changes) -> dict[str, Counts]:
-    """Classify every key of ``names`` into ``changes``: partition by partition, so that only one
-    partition of the target's keys and digests is in memory at a time."""
+@dataclass
+class Side:
+    """One side's scan results, opened for reading partitions."""
+
+    scan: Scan
+    prints: IO[bytes]
+    digests: IO[bytes]
+
+    def prints_of(self, name: str, part: int) -> dict[Key, bytes]:
+        return dict(self.scan.prints.partition(self.prints, name, part))
+
+    def digests_of(self, name: str, part: int) -> dict[Key, bytes]:
+        return dict(self.scan.digests.partition(self.digests, name, part))
+
+
+class Keeper(Protocol):
+    """Where the keys found equal go (the next memory of their table)."""
+
+    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]]) -> None: ...
+
+
+class Remembering(Protocol):
+    """A table's remembered (source, target) prints per key (``sync_memory.TableMemory``)."""
+
+    def open(self) -> IO[bytes]: ...
+
+    def partition(self, file: IO[bytes], part: int) -> dict[Key, tuple[bytes, bytes]]: ...
+
+
+def compare(source: Scan, target: Scan, names: Sequence[str], memories: Mapping[str, Remembering],
+            keepers: Mapping[str, Keeper], changes: Changes) -> dict[str, Counts]:
+    """Classify every key of ``names`` into ``changes``, a partition at a time so that one partition
+    of one table is in memory at a time. Where a table has a memory, a key whose two prints are the
+    remembered ones is equal; others are ``SUSPECT``. Without one, canonical digests decide."""
     counts: dict[str, Counts] = {}
-    with source.open() as ours, target.open() as theirs, changes.create() as out:
+    with contextlib.ExitStack() as stack:
+        ours = Side(source, stack.enter_context(source.prints.open()), stack.enter_context(source.digests.open()))
+        theirs = Side(target, stack.enter_context(target.prints.open()), stack.enter_context(target.digests.open()))
+        out = stack.enter_context(changes.create())
         for name in names:
-            classifier = _Classifier(changes, out, name)
+            memory = memories.get(name)
+            remembered = stack.enter_context(memory.open()) if memory is not None else None
+            classifier = _Classifier(changes, out, name, keepers.get(name))
             for part in range(PARTITIONS):
-                classifier.partition(source.partition(ours, name, part), target.partition(theirs, name, part))
+                known = memory.partition(remembered, part) if memory is not None else None
+                classifier.partition(part, ours, theirs, known)
             counts[name] = classifier.finish()
     return counts
 
@@ -228,26 +303,38 @@ def compare(source: Spool, target: Spool, names: Sequence[str], changes: Changes
 class _Classifier:
     """The keys of one table, compared a partition at a time; differing keys batched into ``changes``."""
 
-    def __init__(self, changes: Changes, file: IO[bytes], name: str) -> None:
-        self.changes, self.file, self.name = changes, file, name
+    def __init__(self, changes: Changes, file: IO[bytes], name: str, keeper: Keeper | None) -> None:
+        self.changes, self.file, self.name, self.keeper = changes, file, name, keeper
         self.counts = Counts()
-        self.batches: dict[str, list[Key]] = {REMOVE: [], ARRIVE: []}
+        self.batches: dict[str, list[Any]] = {REMOVE: [], ARRIVE: [], SUSPECT: []}
 
-    def partition(self, ours: Iterator[tuple[Key, bytes]], theirs: Iterator[tuple[Key, bytes]]) -> None:
-        old = dict(theirs)
-        for key, digest in ours:
-            was = old.pop(key, None)
-            if was == digest:
-                continue
-            if was is None:
+    def partition(self, part: int, ours: Side, theirs: Side,
+                  known: dict[Key, tuple[bytes, bytes]] | None) -> None:
+        mine, old = ours.prints_of(self.name, part), theirs.prints_of(self.name, part)
+        if known is None:
+            my_digests, old_digests = ours.digests_of(self.name, part), theirs.digests_of(self.name, part)
+        kept: tuple[list[Key], list[bytes], list[bytes]] = ([], [], [])
+        for key, mark in mine.items():
+            other = old.pop(key, None)
+            if other is None:
                 self.counts.inserted += 1
+                self._add(ARRIVE, key)
+            elif known is not None and known.get(key) != (mark, other):
+                self.counts.suspect += 1
+                self._add(SUSPECT, (key, mark, other))
+            elif known is not None or my_digests.get(key) == old_digests.get(key):
+                kept[0].append(key)
+                kept[1].append(mark)
+                kept[2].append(other)
             else:
                 self.counts.updated += 1
                 self._add(REMOVE, key)
-            self._add(ARRIVE, key)
+                self._add(ARRIVE, key)
         self.counts.deleted += len(old)
         for key in old:
             self._add(REMOVE, key)
+        if self.keeper is not None:
+            self.keeper.add_chunk(part, kept)
 
     def finish(self) -> Counts:
         for kind, keys in self.batches.items():
@@ -255,9 +342,9 @@ class _Classifier:
                 self.changes.write(self.file, (self.name, kind), keys)
         return self.counts
 
-    def _add(self, kind: str, key: Key) -> None:
+    def _add(self, kind: str, entry: Any) -> None:
         batch = self.batches[kind]
-        batch.append(key)
+        batch.append(entry)
         if len(batch) == KEYS_PER_BATCH:
             self.changes.write(self.file, (self.name, kind), batch)
             self.batches[kind] = []

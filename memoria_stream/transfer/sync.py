@@ -32,8 +32,10 @@ from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
 from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
 from memoria_stream.model.types import Row
+from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, REMOVE, Changes, Counts, Spool, compare, scan, scan_in_worker)
+    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, scan, scan_in_worker)
+from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
 from memoria_stream.transfer.pipeline import run_stages, fewer_collections
@@ -55,6 +57,8 @@ class TableSync:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    remembered: bool = False  # compared by fingerprints against the last sync's memory
+    compared: int = 0  # rows read from both sides and compared by canonical digest
 
     @property
     def changed(self) -> int:
@@ -62,7 +66,8 @@ class TableSync:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "inserted": self.inserted, "updated": self.updated,
-                "deleted": self.deleted, "unchanged": self.unchanged}
+                "deleted": self.deleted, "unchanged": self.unchanged, "remembered": self.remembered,
+                "compared": self.compared}
 
 
 @dataclass
@@ -97,6 +102,10 @@ class SyncReport:
         lines = [f"{'table':<{width}}  {'inserted':>9}  {'updated':>9}  {'deleted':>9}  {'unchanged':>10}"]
         lines += [f"{t.name:<{width}}  {t.inserted:>9}  {t.updated:>9}  {t.deleted:>9}  {t.unchanged:>10}"
                   for t in self.tables.values()]
+        remembered = [t for t in self.tables.values() if t.remembered]
+        if remembered:
+            lines.append(f"remembered from the last sync: {len(remembered)} of {len(self.tables)} tables; "
+                         f"{sum(t.compared for t in self.tables.values())} rows compared in full")
         if self.created_tables:
             lines.append(f"{'created' if not self.dry_run else 'would create'}: {', '.join(self.created_tables)}")
         return "\n".join([*lines, self.headline()])
@@ -142,6 +151,9 @@ class _Sync:
         self.on_counts: OnCounts | None = None
         self.allow_lossy = False
         self.names: list[str] = []
+        self._folder = pair_folder(source.url, target.url)
+        self._signatures: dict[str, str] = {}
+        self._keepers_to_commit: dict[str, MemoryWriter] = {}
 
     async def run(self, tables: Sequence[str] | None) -> None:
         run = RunReport("sync")
@@ -167,45 +179,74 @@ class _Sync:
                     created = (await ensure_tables(self.target, missing, own_transaction=False)).created
                 await self._compare(created, write=True)
         except BaseException:
+            for keeper in self._keepers_to_commit.values():
+                keeper.discard()
             if created and not inside:
                 with contextlib.suppress(Exception):  # never hide the error that got us here
                     await shielded(drop_tables(self.target, created))
             raise
         self.report.created_tables = created
+        for keeper in self._keepers_to_commit.values():  # the target holds what they describe now
+            keeper.commit()
 
     async def _compare(self, absent: list[str], *, write: bool) -> None:
         """Scan both sides, classify the keys, and (``write``) apply the difference."""
+        present = [n for n in self.names if n not in absent]
+        memories = await self._memories(present)
         with tempfile.TemporaryDirectory(prefix="memoria-sync-") as folder:  # mkdtemp: 0700
-            source = Spool(Path(folder) / "source")
-            target = await self._scan_both(source, Spool(Path(folder) / "target"),
-                                           [n for n in self.names if n not in absent])
-            differing = [n for n in self.names if not source.same_table(target, n)]
-            changes = Changes(Path(folder) / "changes")
-            counts = await anyio.to_thread.run_sync(compare, source, target, differing, changes)
-            self._count(source, counts)
-            if write and differing:
-                await _Writer(self, changes).apply([n for n in differing if self.report.tables[n].changed])
+            spools = Path(folder)
+            fresh = [n for n in present if n not in memories]
+            source = Scan(self.names, fresh, Spool(spools / "source"), Spool(spools / "source-digests"))
+            target = Scan(present, fresh, Spool(spools / "target"), Spool(spools / "target-digests"))
+            target = await self._scan_both(source, target)
+            keepers = self._keepers(memories, write)
+            try:
+                changes = Changes(spools / "changes")
+                counts = await anyio.to_thread.run_sync(compare, source, target, self.names, memories, keepers, changes)
+                await _Resolver(self, changes, keepers).resolve(counts)
+                self._count(source.prints, counts, memories)
+                if write:
+                    await _Writer(self, changes, keepers).apply([n for n in self.names if self.report.tables[n].changed])
+            except BaseException:
+                for keeper in keepers.values():
+                    keeper.discard()
+                raise
+            self._keepers_to_commit = keepers
 
-    async def _scan_both(self, source: Spool, target: Spool, on_target: list[str]) -> Spool:
-        """Both sides at once; returns the target's spool. The target is read in a worker process
+    async def _memories(self, names: list[str]) -> dict[str, TableMemory]:
+        """The memory of each table that has one for this pair and these columns."""
+        self._signatures = {name: signature(_described(await self.source.columns(name)),
+                                            _described(await self.target.columns(name))) for name in self.names}
+        found = {name: load(self._folder, name, self._signatures[name]) for name in names}
+        return {name: memory for name, memory in found.items() if memory is not None}
+
+    def _keepers(self, memories: dict[str, TableMemory], write: bool) -> dict[str, MemoryWriter]:
+        if not write or self._folder is None:
+            return {}
+        return {name: MemoryWriter(self._folder, name, self._signatures[name]) for name in self.names}
+
+    async def _scan_both(self, source: Scan, target: Scan) -> Scan:
+        """Both sides at once; returns the target's scan. The target is read in a worker process
         (on its own connection, before this one writes anything), unless it lives in this process."""
         async def scan_target() -> None:
             nonlocal target
             if self.target.url.is_memory:
-                await scan(self.target, on_target, target)
+                await scan(self.target, target)
             else:
-                target = await scan_in_worker(self.report.target, on_target, target)
+                target = await scan_in_worker(self.report.target, target)
 
         with fewer_collections():
-            await run_stages(lambda: scan(self.source, self.names, source), scan_target)
+            await run_stages(lambda: scan(self.source, source), scan_target)
         return target
 
-    def _count(self, source: Spool, counts: dict[str, Counts]) -> None:
+    def _count(self, source: Spool, counts: dict[str, Counts], memories: dict[str, TableMemory]) -> None:
         for name in self.names:
             found = counts.get(name, Counts())
             entry = self.report.table(name)
             entry.inserted, entry.updated, entry.deleted = found.inserted, found.updated, found.deleted
             entry.unchanged = source.rows.get(name, 0) - entry.inserted - entry.updated
+            entry.remembered = name in memories
+            entry.compared = found.suspect if entry.remembered else source.rows.get(name, 0) - entry.inserted
         if self.on_counts:
             self.on_counts({n: t.inserted + t.updated for n, t in self.report.tables.items() if t.changed})
 
@@ -213,8 +254,8 @@ class _Sync:
 class _Writer:
     """Applies the classified changes inside the target transaction the caller holds."""
 
-    def __init__(self, job: _Sync, changes: Changes) -> None:
-        self.job, self.changes = job, changes
+    def __init__(self, job: _Sync, changes: Changes, keepers: dict[str, MemoryWriter]) -> None:
+        self.job, self.changes, self.keepers = job, changes, keepers
         self.source, self.target = job.source, job.target
 
     async def apply(self, names: list[str]) -> None:
@@ -258,6 +299,8 @@ class _Writer:
                 raise InternalError(f"{name}: {len(keys)} keys read from the source snapshot found {len(rows)} "
                                     "rows inside the same snapshot; nothing was changed")
             await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
+            if name in self.keepers:
+                await _remember_written(self.source, self.target, name, keys, self.keepers[name])
             if self.job.on_batch:
                 self.job.on_batch(name, len(rows), approximate_bytes(rows))
         if plan.autoincrement:
@@ -273,6 +316,68 @@ class _Writer:
                                  table=name, column=loss.column)
             self.job.report.warnings.append(f"{name}.{loss.column} ({loss.target_type}): stored "
                                             f"{loss.describe()} changed (--allow-lossy)")
+
+
+class _Resolver:
+    """Compares the ``SUSPECT`` keys (rows that moved on either side since the memory was taken) in
+    full: read by key from both sides, canonical digests compared. Equal rows are remembered with
+    their current prints; the others become updates (``REMOVE`` and ``ARRIVE``)."""
+
+    def __init__(self, job: _Sync, changes: Changes, keepers: dict[str, MemoryWriter]) -> None:
+        self.job, self.changes, self.keepers = job, changes, keepers
+
+    async def resolve(self, counts: dict[str, Counts]) -> None:
+        names = [n for n in self.job.names if n in counts and counts[n].suspect]
+        if not names:
+            return
+        with self.changes.open() as file, self.changes.append() as out:
+            for name in names:
+                plans = [export_plan(name, await conn.columns(name), conn.capabilities)
+                         for conn in (self.job.source, self.job.target)]
+                for batch in list(self.changes.read(file, (name, SUSPECT))):
+                    differing = await self._differing(plans, batch, self.keepers.get(name))
+                    counts[name].updated += len(differing)
+                    for kind in (REMOVE, ARRIVE):
+                        if differing:
+                            self.changes.write(out, (name, kind), differing)
+
+    async def _differing(self, plans: list[ExportPlan], batch: list[tuple[Key, bytes, bytes]],
+                         keeper: MemoryWriter | None) -> list[Key]:
+        keys = [key for key, _, _ in batch]
+        ours, theirs = [await _digests_by_key(conn, plan, keys)
+                        for conn, plan in zip((self.job.source, self.job.target), plans)]
+        equal = [(key, mine, other) for key, mine, other in batch if key in ours and ours[key] == theirs.get(key)]
+        if keeper is not None and equal:
+            keeper.add(*(list(column) for column in zip(*equal)))
+        same = {key for key, _, _ in equal}
+        return [key for key in keys if key not in same]
+
+
+async def _digests_by_key(conn: Connection, plan: ExportPlan, keys: list[Key]) -> dict[Key, bytes]:
+    rows = await _rows_by_key(conn, plan, keys)
+    columns = plan.layout.columns
+    key_at = columns.index(_primary_key(plan.layout.name))
+    return {row[key_at]: digest for row, digest in zip(rows, row_digests(columns, rows))}
+
+
+async def _prints_by_key(conn: Connection, name: str, keys: list[Key]) -> dict[Key, bytes]:
+    found: dict[Key, bytes] = {}
+    async for batch_keys, prints in conn.fingerprints(name, _primary_key(name), await conn.columns(name),
+                                                     batch_rows=len(keys), keys=keys):
+        found.update(zip(batch_keys, prints))
+    return found
+
+
+async def _remember_written(source: Connection, target: Connection, name: str, keys: list[Key],
+                            keeper: MemoryWriter) -> None:
+    """Remember rows just written: the source's prints (same snapshot) and the target's (own transaction)."""
+    ours, theirs = await _prints_by_key(source, name, keys), await _prints_by_key(target, name, keys)
+    kept = [key for key in keys if key in ours and key in theirs]
+    keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
+
+
+def _described(columns: list[LiveColumn]) -> list[tuple[str, str, str]]:
+    return [(c.name, c.type.value, c.declared_type) for c in columns]
 
 
 async def _rows_by_key(conn: Connection, plan: ExportPlan, keys: list[Any]) -> list[Row]:

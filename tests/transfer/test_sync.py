@@ -213,3 +213,67 @@ async def _assert_one_moment(url: str) -> None:
         counter = (await conn.fetch("SELECT update_count FROM clusters WHERE id = 1"))[0][0]
         events = (await conn.fetch("SELECT count(*) FROM memory_access_events WHERE id > 50000"))[0][0]
         assert int(events) == int(counter), f"counter {counter} but {events} step events"
+
+
+# --- the memory of the last sync -----------------------------------------------------------------
+
+async def change_target(url: str, data: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[int, int, int]]:
+    """Someone writes the target between two syncs: the next sync must put those rows back too."""
+    member = next(m for m in data["cluster_members"][::-1] if m["cluster_id"] != data["clusters"][1]["id"])
+    async with connect(url) as conn, conn.transaction():
+        await update_row(conn, "agents", data["agents"][0]["agent_id"], name="renamed on the target")
+        await delete_where(conn, "cluster_members", "id", member["id"])
+    return {"agents": (0, 1, 0), "cluster_members": (1, 0, 0)}
+
+
+def _merged(*expected: dict[str, tuple[int, int, int]]) -> dict[str, tuple[int, int, int]]:
+    total: dict[str, tuple[int, int, int]] = {}
+    for one in expected:
+        for name, numbers in one.items():
+            total[name] = tuple(a + b for a, b in zip(total.get(name, (0, 0, 0)), numbers))  # type: ignore[assignment]
+    return total
+
+
+@pytest.mark.parametrize("source_backend,target_backend", PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+async def test_a_remembered_sync_finds_every_change_on_either_side(
+        source_backend: str, target_backend: str, tmp_path: Path, private_state_dir: Path) -> None:
+    data = build_dataset()
+    async for source in make_database(source_backend, tmp_path, "source"):
+        async for target in make_database(target_backend, tmp_path, "target"):
+            await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+            first = await sync_database(source, target)  # into an empty target: creates, copies, remembers
+            assert (await verify(source, target)).ok and first.changed == sum(len(r) for n, r in data.items()
+                                                                              if n != LATE_TABLE)
+            remembered = sorted(private_state_dir.glob("sync/*/*.sync"))
+            assert len(remembered) == len(first.tables)
+            assert all(p.stat().st_mode & 0o777 == 0o600 for p in remembered)
+            assert all(d.stat().st_mode & 0o777 == 0o700 for d in (remembered[0].parent, remembered[0].parent.parent))
+
+            expected = _merged(await change_source(source, data), await change_target(target, data))
+            report = await sync_database(source, target)
+            assert counts(report) == expected
+            assert (await verify(source, target)).ok
+            known = [t for t in report.tables.values() if t.name != LATE_TABLE]
+            assert all(t.remembered for t in known)
+            # Only rows that moved on either side are read in full: 2 + 1 + 1 updated, and none else.
+            assert sum(t.compared for t in known) == 4, {t.name: t.compared for t in known}
+
+            again = await sync_database(source, target)
+            assert again.changed == 0 and all(t.remembered and not t.compared for t in again.tables.values())
+
+
+@pytest.mark.parametrize("target_backend", ["sqlite", "postgres"])
+async def test_a_damaged_or_foreign_memory_is_compared_in_full(target_backend: str, tmp_path: Path,
+                                                               private_state_dir: Path) -> None:
+    data = build_dataset()
+    async for source in make_database("sqlite", tmp_path, "source"):
+        async for target in make_database(target_backend, tmp_path, "target"):
+            await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+            await sync_database(source, target)
+            memory = next(private_state_dir.glob("sync/*/long_term_memory.sync"))
+            memory.write_bytes(memory.read_bytes()[: memory.stat().st_size // 2])  # cut short
+            expected = await change_source(source, data)
+            report = await sync_database(source, target)
+            assert counts(report) == expected and (await verify(source, target)).ok
+            assert not report.tables["long_term_memory"].remembered
+            assert report.tables["agents"].remembered

@@ -13,8 +13,8 @@ from memoria_stream.errors import DatabaseError
 from memoria_stream.model.types import JSON_NULL
 from memoria_stream.transfer.digests import row_digest, row_digests
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, KEYS_PER_BATCH, PARTITIONS, REMOVE, Changes, Counts, Spool, _PartitionedWriter, compare, partition_of,
-    scan_in_worker)
+    ARRIVE, KEYS_PER_BATCH, PARTITIONS, REMOVE, SUSPECT, Changes, Counts, Scan, Spool, _PartitionedWriter, compare,
+    partition_of, scan_in_worker)
 
 
 def test_row_digests_equal_row_digest_on_every_kind_of_value() -> None:
@@ -45,26 +45,76 @@ def _spool(path: Path, tables: dict[str, dict[Any, bytes]]) -> Spool:
     return spool
 
 
-def test_compare_classifies_each_key_and_batches_the_differing_ones(tmp_path: Path) -> None:
-    keys = list(range(3 * KEYS_PER_BATCH))
-    source = {"t": {k: b"same" for k in keys} | {"new": b"n"}}
-    source["t"].update({k: b"changed" for k in keys[:KEYS_PER_BATCH + 1]})
-    target = {"t": {k: b"same" for k in keys[1:]} | {"gone": b"g", "gone2": b"g"}}
-    changes = Changes(tmp_path / "changes")
-    counts = compare(_spool(tmp_path / "s", source), _spool(tmp_path / "t", target), ["t"], changes)
-    assert counts == {"t": Counts(inserted=2, updated=KEYS_PER_BATCH, deleted=2)}
+def _scan(path: Path, prints: dict[str, dict[Any, bytes]], digests: dict[str, dict[Any, bytes]]) -> Scan:
+    path.mkdir()
+    return Scan(list(prints), list(digests), _spool(path / "prints", prints), _spool(path / "digests", digests))
+
+
+def _classify(tmp_path: Path, source: dict[Any, bytes], target: dict[Any, bytes],
+              memory: dict[Any, tuple[bytes, bytes]] | None) -> tuple[Counts, dict[str, list[Any]], list[Any]]:
+    """``compare`` of one table ``t`` whose prints are also its digests; returns the counts, the
+    batches of each kind, and the keys kept as equal."""
+    changes, kept = Changes(tmp_path / "changes"), _Kept()
+    memories = {"t": _Memory(memory)} if memory is not None else {}
+    digested = {} if memory is not None else {"t": source}
+    counts = compare(_scan(tmp_path / "s", {"t": source}, digested),
+                     _scan(tmp_path / "t", {"t": target}, {} if memory is not None else {"t": target}),
+                     ["t"], memories, {"t": kept}, changes)
     with changes.open() as file:
-        removed = [batch for batch in changes.read(file, ("t", REMOVE))]
-        arrived = [batch for batch in changes.read(file, ("t", ARRIVE))]
-    assert all(len(b) <= KEYS_PER_BATCH for b in removed + arrived)
-    assert sorted(map(str, sum(removed, []))) == sorted(map(str, [*keys[1:KEYS_PER_BATCH + 1], "gone", "gone2"]))
-    assert sorted(map(str, sum(arrived, []))) == sorted(map(str, [*keys[:KEYS_PER_BATCH + 1], "new"]))
+        batches = {kind: list(changes.read(file, ("t", kind))) for kind in (REMOVE, ARRIVE, SUSPECT)}
+    assert all(len(b) <= KEYS_PER_BATCH for bs in batches.values() for b in bs)
+    return counts["t"], {k: sum(v, []) for k, v in batches.items()}, kept.keys
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+
+    def add_chunk(self, part: int, chunk: tuple[list[Any], list[bytes], list[bytes]]) -> None:
+        assert all(partition_of(k) == part for k in chunk[0])
+        self.keys += chunk[0]
+
+
+class _Memory:
+    def __init__(self, entries: dict[Any, tuple[bytes, bytes]]) -> None:
+        self.entries = entries
+
+    def open(self) -> Any:
+        import contextlib
+        return contextlib.nullcontext(None)
+
+    def partition(self, file: Any, part: int) -> dict[Any, tuple[bytes, bytes]]:
+        return {k: v for k, v in self.entries.items() if partition_of(k) == part}
+
+
+def test_compare_without_a_memory_classifies_each_key_by_digest(tmp_path: Path) -> None:
+    keys = list(range(3 * KEYS_PER_BATCH))
+    source = {k: b"same" for k in keys} | {"new": b"n"}
+    source.update({k: b"changed" for k in keys[:KEYS_PER_BATCH + 1]})
+    target = {k: b"same" for k in keys[1:]} | {"gone": b"g", "gone2": b"g"}
+    counts, batches, kept = _classify(tmp_path, source, target, None)
+    assert counts == Counts(inserted=2, updated=KEYS_PER_BATCH, deleted=2)
+    assert sorted(map(str, batches[REMOVE])) == sorted(map(str, [*keys[1:KEYS_PER_BATCH + 1], "gone", "gone2"]))
+    assert sorted(map(str, batches[ARRIVE])) == sorted(map(str, [*keys[:KEYS_PER_BATCH + 1], "new"]))
+    assert batches[SUSPECT] == [] and sorted(kept) == keys[KEYS_PER_BATCH + 1:]
+
+
+def test_compare_with_a_memory_suspects_every_key_that_moved_on_either_side(tmp_path: Path) -> None:
+    memory = {k: (b"s%d" % k, b"t%d" % k) for k in range(1000)}
+    source = {k: b"s%d" % k for k in range(1000)} | {5: b"moved", 2000: b"new"}
+    target = {k: b"t%d" % k for k in range(1, 1000)} | {7: b"moved", 3000: b"stray"}
+    source[9], target[9] = b"t9", b"s9"  # both moved, crossed: still not the remembered pair
+    counts, batches, kept = _classify(tmp_path, source, target, memory)
+    assert counts == Counts(inserted=2, updated=0, deleted=1, suspect=3)
+    assert sorted(batches[ARRIVE]) == [0, 2000] and batches[REMOVE] == [3000]
+    assert sorted(batches[SUSPECT]) == [(5, b"moved", b"t5"), (7, b"s7", b"moved"), (9, b"t9", b"s9")]
+    assert sorted(kept) == [k for k in range(1, 1000) if k not in (5, 7, 9)]
 
 
 async def test_a_failing_worker_raises_its_error_here(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-folder" / "target.db"
     with pytest.raises(DatabaseError, match="does not exist"):
-        await scan_in_worker(f"sqlite:///{missing}", ["agents"], Spool(tmp_path / "target"))
+        await scan_in_worker(f"sqlite:///{missing}", Scan(["agents"], [], Spool(tmp_path / "t"), Spool(tmp_path / "d")))
 
 
 def test_overlapping_scans_restore_the_gc_settings_once_the_last_ends() -> None:

@@ -1,0 +1,153 @@
+"""What ``copy --sync`` remembers between runs, so that the next one reads only fingerprints.
+
+For one (source, target) pair and one table: every key with the source row's and the target row's
+fingerprints (``Connection.fingerprints``) at a moment the two rows were known equal — compared by
+canonical digest, or just written from one to the other. At the next sync a key whose two
+fingerprints are both still the remembered ones is unchanged on both sides, so it is equal without
+being read; every other key is compared in full. A fingerprint only ever tells "this row changed",
+so a memory that is stale, lost or from another database costs time, never a wrong answer.
+
+One private file per table under ``$MEMORIA_STREAM_STATE_DIR`` (default
+``$XDG_STATE_HOME/memoria-stream``, else ``~/.local/state/memoria-stream``), in a folder named by a
+digest of the two databases' identities (no URL, user or password is stored). Each file holds
+(keys, source fingerprints, target fingerprints) chunks per key partition, then its index; it is
+written beside the old one and renamed over it only after the target transaction committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import secrets
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Hashable, Mapping
+
+from memoria_stream.drivers.urls import DatabaseURL
+from memoria_stream.private import make_private_dirs
+from memoria_stream.transfer.keyspool import ChunkFile, Key, partition_of
+
+FORMAT = 1
+BUFFERED_KEYS = 20_000
+_TRAILER = struct.Struct(">Q")
+Remembered = tuple[bytes, bytes]  # (source fingerprint, target fingerprint)
+
+
+def state_root(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where memoria-stream keeps what it remembers between runs (the XDG state folder)."""
+    if explicit := environ.get("MEMORIA_STREAM_STATE_DIR"):
+        return Path(explicit)
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "memoria-stream"
+
+
+def pair_folder(source: DatabaseURL, target: DatabaseURL) -> Path | None:
+    """The folder of one (source, target) pair; None where remembering makes no sense (``:memory:``)."""
+    if source.is_memory or target.is_memory:
+        return None
+    pair = hashlib.sha256(f"{source.identity()}\n=>\n{target.identity()}".encode()).hexdigest()[:32]
+    return state_root() / "sync" / pair
+
+
+def signature(source_columns: Any, target_columns: Any) -> str:
+    """What the fingerprints were taken over: a memory of other columns (a migration ran) is not used."""
+    return hashlib.sha256(repr((FORMAT, source_columns, target_columns)).encode()).hexdigest()
+
+
+@dataclass
+class TableMemory(ChunkFile):
+    """One table's remembered keys, read a partition at a time."""
+
+    rows: int = 0
+
+    def partition(self, file: IO[bytes], part: int) -> dict[Key, Remembered]:
+        found: dict[Key, Remembered] = {}
+        for keys, ours, theirs in self.read(file, part):
+            found.update(zip(keys, zip(ours, theirs)))
+        return found
+
+
+def load(folder: Path | None, name: str, expected: str) -> TableMemory | None:
+    """The memory of table ``name`` if there is one, readable, and taken over the same columns."""
+    if folder is None:
+        return None
+    path = folder / f"{name}.sync"
+    try:
+        with open(path, "rb") as file:
+            file.seek(-_TRAILER.size, os.SEEK_END)
+            (at,) = _TRAILER.unpack(file.read(_TRAILER.size))
+            file.seek(at)
+            header = pickle.loads(file.read())
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, struct.error):
+        return None  # none, or cut short: compare in full, as without one
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("signature") != expected:
+        return None
+    return TableMemory(path, header["index"], header["rows"])
+
+
+@dataclass
+class MemoryWriter:
+    """The next memory of one table, written beside the current one and put in its place by ``commit``."""
+
+    folder: Path
+    name: str
+    signature: str
+    chunks: ChunkFile = field(init=False)
+    rows: int = 0
+    _file: IO[bytes] | None = None
+    _buffers: dict[int, tuple[list[Key], list[bytes], list[bytes]]] = field(default_factory=dict)
+    _buffered: int = 0
+
+    def __post_init__(self) -> None:
+        make_private_dirs(self.folder)
+        self.chunks = ChunkFile(self.folder / f".{self.name}.{secrets.token_hex(6)}.partial")
+        self._file = self.chunks.create()
+
+    def add(self, keys: list[Key], ours: list[bytes], theirs: list[bytes]) -> None:
+        buffers = self._buffers
+        for key, one, other in zip(keys, ours, theirs):
+            part = partition_of(key)
+            buffer = buffers.get(part) or buffers.setdefault(part, ([], [], []))
+            buffer[0].append(key)
+            buffer[1].append(one)
+            buffer[2].append(other)
+        self.rows += len(keys)
+        self._buffered += len(keys)
+        if self._buffered >= BUFFERED_KEYS:
+            self._flush()
+
+    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]]) -> None:
+        """A partition's entries at once (the classifier's unchanged keys)."""
+        assert self._file is not None
+        if chunk[0]:
+            self.chunks.write(self._file, part, chunk)
+            self.rows += len(chunk[0])
+
+    def commit(self) -> None:
+        self._flush()
+        assert self._file is not None
+        header: dict[Hashable, Any] = {"format": FORMAT, "signature": self.signature, "rows": self.rows,
+                                       "index": self.chunks.index}
+        at = self._file.tell()
+        self._file.write(pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
+        self._file.write(_TRAILER.pack(at))
+        self._file.close()
+        self._file = None
+        os.replace(self.chunks.path, self.folder / f"{self.name}.sync")
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.chunks.path.unlink()
+
+    def _flush(self) -> None:
+        assert self._file is not None
+        for part, chunk in self._buffers.items():
+            self.chunks.write(self._file, part, chunk)
+        self._buffers.clear()
+        self._buffered = 0
