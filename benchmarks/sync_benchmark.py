@@ -4,7 +4,9 @@ For each share of changed rows (0 %, 1 %, 10 %): a fresh PostgreSQL target gets 
 generated source (timed), then a copy of the source file is changed — half of the share updated (a
 text column edited), a quarter deleted and a quarter inserted (in tables no other table references
 and, for inserts, with no unique key besides the primary key) — and ``copy --sync`` brings the target
-up to date (timed). Each run is a child process: wall time and its peak RSS.
+up to date (timed). Between the two, a first ``--sync`` with nothing changed (timed) takes the memory
+the next one compares fingerprints against (``transfer/sync_memory.py``): without it a sync compares
+every row in full. Each run is a child process: wall time and its peak RSS.
 
 Each line ends with the load average when the sync finished: the machine may be shared.
 
@@ -90,6 +92,9 @@ def run(rows: int, workdir: Path, backend: str = "postgresql") -> list[str]:
         try:
             full = measure(memoria_stream("copy", f"sqlite:///{base}", target, "--quiet"))
             assert full.returncode == 0, full.stderr_tail
+            # The first sync after a plain copy has no memory yet: it compares every row in full.
+            first = measure(memoria_stream("copy", f"sqlite:///{source}", target, "--sync", "--quiet"))
+            assert first.returncode == 0, first.stderr_tail
             change(source, share)
             synced = measure(memoria_stream("copy", f"sqlite:///{source}", target, "--sync", "--log-format", "json"))
             assert synced.returncode == 0, synced.stderr_tail
@@ -100,8 +105,9 @@ def run(rows: int, workdir: Path, backend: str = "postgresql") -> list[str]:
             source.unlink()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         lines.append(f"{rows:>8} rows -> {backend}  {share:>4.0%} changed ({_changed(synced)} rows): full copy "
-                     f"{full.seconds:6.2f} s / {full.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / "
-                     f"{synced.peak_rss_mb:5.0f} MB   sync/full {synced.seconds / full.seconds:4.2f}   load {load}")
+                     f"{full.seconds:6.2f} s / {full.peak_rss_mb:5.0f} MB   first sync {first.seconds:6.2f} s / "
+                     f"{first.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB   "
+                     f"sync/full {synced.seconds / full.seconds:4.2f}   load {load}")
         print(lines[-1], flush=True)
     return lines
 
@@ -112,6 +118,7 @@ def main(argv: list[str]) -> int:
         backend, argv = argv[1], argv[2:]
     sizes = [int(a) for a in argv] or [100_000]
     with tempfile.TemporaryDirectory(prefix="memoria-sync-bench-") as folder:
+        os.environ["MEMORIA_STREAM_STATE_DIR"] = str(Path(folder) / "state")  # the syncs' memory: not in ~
         for rows in sizes:
             run(rows, Path(folder), backend)
     return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import marshal
 import os
-import pickle
+from operator import itemgetter
 import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Sequence, cast
@@ -263,8 +264,19 @@ def _create_private(path: Path) -> None:
         os.close(create_private_file(path))
 
 
-def _fingerprinted(rows: Sequence[Row]) -> tuple[list[Any], list[bytes]]:
-    """Keys (text keys decoded back) and fingerprints of rows read as (key, *values) with bytes text."""
-    dumps, sha1 = pickle.dumps, hashlib.sha1
-    keys = [row[0].decode("utf-8", "surrogatepass") if type(row[0]) is bytes else row[0] for row in rows]
-    return keys, [sha1(dumps(row, 5)).digest() for row in rows]
+def _fingerprinted(rows: list[Row]) -> tuple[list[Any], list[bytes]]:
+    """Keys (text keys decoded back) and fingerprints of rows read as (key, *values) with bytes text.
+
+    marshal at version 2 (no back-references, so equal values always give equal bytes) keeps types and
+    NULLs apart like pickle, at half its cost; ``map`` keeps the per-row work in C."""
+    keys = list(map(itemgetter(0), rows))
+    if keys and type(keys[0]) is bytes:
+        try:
+            keys = list(map(bytes.decode, keys))
+        except (TypeError, UnicodeDecodeError):  # mixed types or a lone surrogate: one by one
+            keys = [k.decode("utf-8", "surrogatepass") if type(k) is bytes else k for k in keys]
+    return keys, [h.digest() for h in map(hashlib.sha1, map(_marshal_v2, rows))]
+
+
+def _marshal_v2(row: Row) -> bytes:
+    return marshal.dumps(row, 2)

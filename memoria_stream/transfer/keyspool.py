@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from bisect import bisect_right
+from operator import itemgetter
 import pickle
 import sys
 import zlib
+from zlib import crc32
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence, cast
@@ -44,6 +47,37 @@ def partition_of(key: Key) -> int:
     if type(key) is int:
         return key % PARTITIONS
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
+
+
+def grouped(keys: list[Key], *columns: list[Any]) -> Iterator[tuple[int, list[list[Any]]]]:
+    """``columns`` (lists aligned with ``keys``) split by the keys' partitions, in partition order.
+
+    One stable sort of row numbers and one C-level gather per column, rather than a Python step per
+    key: a scan partitions every key it reads."""
+    parts = _partitions(keys)
+    if not parts:
+        return
+    order = sorted(range(len(parts)), key=parts.__getitem__)
+    gather = itemgetter(*order)
+    if len(order) == 1:
+        parts, columns = [parts[0]], tuple([column[0]] for column in columns)
+    else:
+        parts, columns = list(gather(parts)), tuple(list(gather(column)) for column in columns)
+    start = 0
+    while start < len(parts):
+        end = bisect_right(parts, parts[start], start)
+        yield parts[start], [column[start:end] for column in columns]
+        start = end
+
+
+def _partitions(keys: list[Key]) -> list[int]:
+    """``partition_of`` of every key, inlined for the usual batch of one key type."""
+    kinds = set(map(type, keys))
+    if kinds == {str}:
+        return [crc32(k.encode("utf-8", "surrogatepass")) % PARTITIONS for k in keys]
+    if kinds == {int}:
+        return [k % PARTITIONS for k in keys]
+    return list(map(partition_of, keys))
 
 
 # --- chunk files --------------------------------------------------------------------------------
@@ -98,11 +132,10 @@ class _PartitionedWriter:
 
     def add(self, name: str, keys: list[Key], digests: list[bytes]) -> None:
         buffers = self.buffers
-        for key, digest in zip(keys, digests):
-            group = (name, partition_of(key))
-            buffer = buffers.get(group) or buffers.setdefault(group, ([], []))
-            buffer[0].append(key)
-            buffer[1].append(digest)
+        for part, (some_keys, some_digests) in grouped(keys, keys, digests):
+            buffer = buffers.get((name, part)) or buffers.setdefault((name, part), ([], []))
+            buffer[0].extend(some_keys)
+            buffer[1].extend(some_digests)
         self.buffered += len(keys)
         if self.buffered >= BUFFERED_RECORDS:
             self.flush()
@@ -145,11 +178,11 @@ async def scan(conn: Connection, request: Scan) -> None:
 async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
     live = await conn.columns(name)
     key = live[_key_position(name, [c.name for c in live])].name
-    rows, checksum = 0, 0
+    rows = 0
     async for keys, prints in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS):
         writer.add(name, _keys(name, keys), prints)
-        rows, checksum = rows + len(keys), add_digests(checksum, prints)
-    spool.rows[name], spool.sums[name] = rows, checksum
+        rows += len(keys)
+    spool.rows[name] = rows
 
 
 async def _scan_digests(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
@@ -222,6 +255,8 @@ def _key_position(name: str, columns: Sequence[str]) -> int:
 def _keys(name: str, keys: list[Key]) -> list[Key]:
     """``keys`` as they are, once checked to be text or integers (what compares exactly in Python
     and binds as itself in ``WHERE key IN (…)``)."""
+    if set(map(type, keys)) <= {str, int}:
+        return keys
     odd = next((k for k in keys if type(k) is not str and type(k) is not int), None)
     if odd is not None:
         raise InternalError(f"{name}: --sync cannot use primary key {odd!r:.60}")

@@ -28,7 +28,7 @@ from typing import IO, Any, Hashable, Mapping
 
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.private import make_private_dirs
-from memoria_stream.transfer.keyspool import ChunkFile, Key, partition_of
+from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped
 
 FORMAT = 1
 BUFFERED_KEYS = 20_000
@@ -108,12 +108,11 @@ class MemoryWriter:
 
     def add(self, keys: list[Key], ours: list[bytes], theirs: list[bytes]) -> None:
         buffers = self._buffers
-        for key, one, other in zip(keys, ours, theirs):
-            part = partition_of(key)
+        for part, (some_keys, some_ours, some_theirs) in grouped(keys, keys, ours, theirs):
             buffer = buffers.get(part) or buffers.setdefault(part, ([], [], []))
-            buffer[0].append(key)
-            buffer[1].append(one)
-            buffer[2].append(other)
+            buffer[0].extend(some_keys)
+            buffer[1].extend(some_ours)
+            buffer[2].extend(some_theirs)
         self.rows += len(keys)
         self._buffered += len(keys)
         if self._buffered >= BUFFERED_KEYS:
