@@ -53,6 +53,9 @@ class Capabilities:
     # ALTER TABLE … ADD INDEX a (…), ADD INDEX b (…) builds several indexes in one pass over the
     # table (MySQL), instead of one pass per CREATE INDEX.
     add_indexes_together: bool = False
+    # ``fingerprints`` hashes rows in this process (SQLite cannot hash): a scan of them is Python
+    # work worth sharing out between processes; elsewhere the server does it.
+    fingerprints_in_client: bool = False
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects
@@ -132,9 +135,12 @@ class Connection(Protocol):
         ...
 
     def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                     keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                     keys: Sequence[Any] | None = None,
+                     share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         """Each row's ``key`` and a fingerprint of its stored ``columns`` (of the rows of ``keys`` only,
-        where given), in batches, computed where it costs least (by the server where it can hash).
+        where given; of the ``share`` = (i, n)-th of n disjoint shares of the rows, where n > 1), in
+        batches, computed where it costs least (by the server where it can hash; see
+        ``capabilities.fingerprints_in_client``).
 
         Equal fingerprints mean equal stored values (but for a hash collision); a changed value changes
         the fingerprint. Only fingerprints of one database, taken the same way, compare: they say

@@ -290,7 +290,8 @@ class MySQLConnection:
             yield rows
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                           keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                           keys: Sequence[Any] | None = None,
+                           share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # The server hashes each value's quoted form: QUOTE keeps NULL and 'NULL' apart, and the quotes
         # delimit the values. A FLOAT prints 6 digits, so it goes through DOUBLE, which prints them all.
         q = self.capabilities.quote
@@ -302,6 +303,8 @@ class MySQLConnection:
                                      *keys) if keys else []
             yield [r[0] for r in found], [r[1] for r in found]
             return
+        if share[1] > 1:
+            sql += f" WHERE CRC32({q(key)}) % {int(share[1])} = {int(share[0])}"
         async for rows in self._stream(sql, batch_rows):
             yield [r[0] for r in rows], [r[1] for r in rows]
 

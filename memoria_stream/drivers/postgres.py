@@ -203,7 +203,8 @@ class PostgresConnection:
             yield rows
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                           keys: Sequence[Any] | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                           keys: Sequence[Any] | None = None,
+                           share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # A row version's identity, not its content: every UPDATE writes a new tuple with the writing
         # transaction's id (xmin) at some place (ctid), so an unchanged (xmin, ctid) is an unchanged row,
         # read without detoasting or hashing a byte. xmin is unique within a cluster up to wraparound:
@@ -216,6 +217,8 @@ class PostgresConnection:
             found = await self.fetch(f"{sql} WHERE {q(key)} = ANY($1)", list(keys))
             yield [r[0] for r in found], [(prefix + r[1]).encode() for r in found]
             return
+        if share[1] > 1:  # by heap page
+            sql += f" WHERE (ctid::text::point)[0]::bigint % {int(share[1])} = {int(share[0])}"
         async for rows in self._stream(sql, batch_rows):
             yield [r[0] for r in rows], [(prefix + r[1]).encode() for r in rows]
 

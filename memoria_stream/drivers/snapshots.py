@@ -15,10 +15,13 @@ The guard is held for milliseconds; the snapshots last for the whole copy.
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator, Awaitable, Callable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection, shielded
+
+
+Pinned = Callable[[Optional[str]], Awaitable[None]]  # starts the other snapshots, given the adopting statement
 
 
 @contextlib.asynccontextmanager
@@ -33,22 +36,44 @@ async def open_snapshots(url: str, count: int, tables: Sequence[str] = ()) -> As
             yield [first]
             return
         others = [await stack.enter_async_context(connect(url)) for _ in range(count - 1)]
-        start = _STARTERS[first.capabilities.dialect]
-        await start(stack, first, others, tables)
+
+        async def pin_others(adopt: str | None) -> None:
+            for conn in others:
+                await stack.enter_async_context(join_snapshot(conn, adopt))
+
+        await _STARTERS[first.capabilities.dialect](stack, first, pin_others, tables)
         yield [first, *others]
 
 
-async def _postgres(stack: contextlib.AsyncExitStack, first: Connection, others: list[Connection],
+@contextlib.asynccontextmanager
+async def shared_snapshot(conn: Connection, pin_others: Pinned, tables: Sequence[str] = ()) -> AsyncIterator[None]:
+    """``conn`` inside a read snapshot, started so that ``pin_others`` — called while it starts, with
+    the statement that adopts it (or None) — can start snapshots of the same moment elsewhere (other
+    processes, with ``join_snapshot``). ``tables``: as for ``open_snapshots``."""
+    async with contextlib.AsyncExitStack() as stack:
+        await _STARTERS[conn.capabilities.dialect](stack, conn, pin_others, tables)
+        yield
+
+
+@contextlib.asynccontextmanager
+async def join_snapshot(conn: Connection, adopt: str | None) -> AsyncIterator[None]:
+    """``conn`` inside a read snapshot started while ``shared_snapshot`` or ``open_snapshots`` holds
+    the moment (``adopt``: the statement they handed over, run first)."""
+    async with conn.snapshot():
+        if adopt:
+            await conn.execute(adopt)
+        yield
+
+
+async def _postgres(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                     tables: Sequence[str]) -> None:
     await stack.enter_async_context(first.snapshot())
     snapshot_id = (await first.fetch("SELECT pg_export_snapshot()"))[0][0]
-    for conn in others:
-        await stack.enter_async_context(conn.snapshot())
-        # Must be the first statement of the transaction; the id is the server's own token.
-        await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
+    # Must be the first statement of the adopting transaction; the id is the server's own token.
+    await pin_others(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'")
 
 
-async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, others: list[Connection],
+async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                  tables: Sequence[str]) -> None:
     async with connect(first.url) as guard:
         live = set(await guard.table_names())
@@ -57,29 +82,29 @@ async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, others: li
             q = guard.capabilities.quote
             await guard.execute("LOCK TABLES " + ", ".join(f"{q(t)} READ" for t in locked))
         try:
-            for conn in (first, *others):
-                await stack.enter_async_context(conn.snapshot())
+            await stack.enter_async_context(first.snapshot())
+            await pin_others(None)
         finally:
             if locked:
                 await shielded(guard.execute("UNLOCK TABLES"))
 
 
-async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, others: list[Connection],
+async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                   tables: Sequence[str]) -> None:
     if first.url.is_memory:  # every connection to :memory: is a different, empty database
-        for conn in (first, *others):
-            await stack.enter_async_context(conn.snapshot())
+        await stack.enter_async_context(first.snapshot())
+        await pin_others(None)
         return
     async with connect(first.url) as guard:
         await guard.execute("BEGIN IMMEDIATE")
         try:
-            for conn in (first, *others):
-                await stack.enter_async_context(conn.snapshot())
+            await stack.enter_async_context(first.snapshot())
+            await pin_others(None)
         finally:
             await shielded(guard.execute("ROLLBACK"))
 
 
-_STARTERS: dict[str, Callable[[contextlib.AsyncExitStack, Connection, list[Connection], Sequence[str]],
+_STARTERS: dict[str, Callable[[contextlib.AsyncExitStack, Connection, Pinned, Sequence[str]],
                               Awaitable[None]]] = {
     "postgresql": _postgres, "mysql": _mysql, "sqlite": _sqlite,
 }

@@ -1,38 +1,32 @@
-"""One side of a ``--sync`` as primary keys and row digests, partitioned by key on disk.
+"""One side of a ``--sync`` as primary keys and row fingerprints or digests, partitioned by key on disk.
 
-A scan digests every row (the canonical digest ``verify`` uses) and appends ``(keys, digests)``
-chunks to one private file, each chunk holding one partition of one table (by a hash of the key
-that every process computes alike). Comparing then holds one partition of one table in memory at a
-time, whatever the table sizes, and needs no ordered reads (text keys sort differently on each
-backend). Only the keys that differ are spooled on, for the writer.
-
-The target is scanned in a worker process while this process scans the source: hashing is Python
-work, and one process gets one core.
+A scan reads every row's key with its fingerprint (``Connection.fingerprints``: cheap, and only
+comparable with earlier fingerprints of the same database — see ``sync_memory.py``) or, for tables
+without a memory, its canonical digest (the one ``verify`` uses), and appends ``(keys, values)``
+chunks to a private file, each chunk holding one partition of one table (by a hash of the key that
+every process computes alike). Comparing then holds one partition of one table in memory at a time,
+whatever the table sizes, and needs no ordered reads (text keys sort differently on each backend).
+Only the keys that differ are spooled on, for the writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from bisect import bisect_right
-from operator import itemgetter
 import pickle
-import sys
 import zlib
-from zlib import crc32
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence, cast
+from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence
+from zlib import crc32
 
-import anyio
-
-from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection
 from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
 from memoria_stream.transfer.digests import add_digests, row_digests
-from memoria_stream.transfer.pipeline import fewer_collections
 from memoria_stream.transfer.plans import export_plan
 
 PARTITIONS = 64
@@ -159,6 +153,7 @@ class Scan:
     digested: list[str]
     prints: Spool
     digests: Spool
+    share: tuple[int, int] = (0, 1)  # (i, n): the i-th of n shares of the printed tables' rows
 
 
 async def scan(conn: Connection, request: Scan) -> None:
@@ -166,7 +161,7 @@ async def scan(conn: Connection, request: Scan) -> None:
     with request.prints.create() as file:
         writer = _PartitionedWriter(request.prints, file)
         for name in request.printed:
-            await _scan_prints(conn, name, request.prints, writer)
+            await _scan_prints(conn, name, request.prints, writer, request.share)
         writer.flush()
     with request.digests.create() as file:
         writer = _PartitionedWriter(request.digests, file)
@@ -175,11 +170,12 @@ async def scan(conn: Connection, request: Scan) -> None:
         writer.flush()
 
 
-async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
+async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter,
+                       share: tuple[int, int]) -> None:
     live = await conn.columns(name)
     key = live[_key_position(name, [c.name for c in live])].name
     rows = 0
-    async for keys, prints in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS):
+    async for keys, prints in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS, share=share):
         writer.add(name, _keys(name, keys), prints)
         rows += len(keys)
     spool.rows[name] = rows
@@ -196,53 +192,6 @@ async def _scan_digests(conn: Connection, name: str, spool: Spool, writer: _Part
         writer.add(name, _keys(name, [row[key_at] for row in batch]), digests)
         rows, checksum = rows + len(batch), add_digests(checksum, digests)
     spool.rows[name], spool.sums[name] = rows, checksum
-
-
-async def scan_in_worker(url: str, request: Scan) -> Scan:
-    """``scan`` of ``url`` in a snapshot of its own, in a worker process; returns the filled request.
-
-    A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
-    parent's main module in the worker, which may be anyone's script. Cancelled, the child is killed."""
-    pickled = pickle.dumps((url, request), protocol=pickle.HIGHEST_PROTOCOL)
-    done = await anyio.run_process([sys.executable, "-c", _WORKER], input=pickled, check=False, env=_worker_env())
-    try:
-        outcome = pickle.loads(done.stdout)
-    except Exception:  # the child died before it could answer
-        tail = done.stderr.decode(errors="replace")[-2000:]
-        raise InternalError(f"the --sync worker process failed (exit {done.returncode}): {tail}") from None
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return cast(Scan, outcome)
-
-
-_WORKER = "from memoria_stream.transfer.keyspool import worker_main; worker_main()"
-
-
-def _worker_env() -> dict[str, str]:
-    """The parent's environment, with this package importable however the parent found it."""
-    root = str(Path(__file__).resolve().parents[2])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-
-
-def worker_main() -> None:
-    """The worker process: a pickled request on stdin, the filled request (or the error) on stdout."""
-    url, request = pickle.load(sys.stdin.buffer)
-
-    async def scan_snapshot() -> None:
-        async with connect(url) as conn, conn.snapshot():
-            await scan(conn, request)
-
-    outcome: Any = request
-    try:
-        with fewer_collections():
-            anyio.run(scan_snapshot)
-    except Exception as exc:  # handed to the parent, which raises it
-        outcome = exc
-    try:
-        answer = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # an error that does not pickle: its text, then
-        answer = pickle.dumps(InternalError(f"{type(outcome).__name__}: {outcome}"))
-    sys.stdout.buffer.write(answer)
 
 
 def _key_position(name: str, columns: Sequence[str]) -> int:
@@ -284,20 +233,33 @@ class Changes(ChunkFile):
     def append(self) -> IO[bytes]:
         return open(self.path, "ab")
 
+    def replace(self, other: Changes, names: Sequence[str]) -> None:
+        """Drop what this file says of tables ``names`` and take what ``other`` says of them instead."""
+        self.index = {group: at for group, at in self.index.items() if group[0] not in names}  # type: ignore[index]
+        with other.open() as source, self.append() as out:
+            for group in list(other.index):
+                for chunk in other.read(source, group):
+                    self.write(out, group, chunk)
 
-@dataclass
+
 class Side:
-    """One side's scan results, opened for reading partitions."""
+    """One side's scans (the source's may be shared out between processes), opened for reading."""
 
-    scan: Scan
-    prints: IO[bytes]
-    digests: IO[bytes]
+    def __init__(self, stack: contextlib.ExitStack, scans: Sequence[Scan]) -> None:
+        self.parts = [(scan, stack.enter_context(scan.prints.open()), stack.enter_context(scan.digests.open()))
+                      for scan in scans]
 
     def prints_of(self, name: str, part: int) -> dict[Key, bytes]:
-        return dict(self.scan.prints.partition(self.prints, name, part))
+        found: dict[Key, bytes] = {}
+        for scan, prints, _ in self.parts:
+            found.update(scan.prints.partition(prints, name, part))
+        return found
 
     def digests_of(self, name: str, part: int) -> dict[Key, bytes]:
-        return dict(self.scan.digests.partition(self.digests, name, part))
+        found: dict[Key, bytes] = {}
+        for scan, _, digests in self.parts:
+            found.update(scan.digests.partition(digests, name, part))
+        return found
 
 
 class Keeper(Protocol):
@@ -314,22 +276,21 @@ class Remembering(Protocol):
     def partition(self, file: IO[bytes], part: int) -> dict[Key, tuple[bytes, bytes]]: ...
 
 
-def compare(source: Scan, target: Scan, names: Sequence[str], memories: Mapping[str, Remembering],
+def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories: Mapping[str, Remembering],
             keepers: Mapping[str, Keeper], changes: Changes) -> dict[str, Counts]:
     """Classify every key of ``names`` into ``changes``, a partition at a time so that one partition
     of one table is in memory at a time. Where a table has a memory, a key whose two prints are the
     remembered ones is equal; others are ``SUSPECT``. Without one, canonical digests decide."""
     counts: dict[str, Counts] = {}
     with contextlib.ExitStack() as stack:
-        ours = Side(source, stack.enter_context(source.prints.open()), stack.enter_context(source.digests.open()))
-        theirs = Side(target, stack.enter_context(target.prints.open()), stack.enter_context(target.digests.open()))
+        ours, theirs = Side(stack, source), Side(stack, [target])
         out = stack.enter_context(changes.create())
         for name in names:
             memory = memories.get(name)
             remembered = stack.enter_context(memory.open()) if memory is not None else None
             classifier = _Classifier(changes, out, name, keepers.get(name))
             for part in range(PARTITIONS):
-                known = memory.partition(remembered, part) if memory is not None else None
+                known = memory.partition(remembered, part) if memory is not None and remembered else None
                 classifier.partition(part, ours, theirs, known)
             counts[name] = classifier.finish()
     return counts

@@ -21,20 +21,21 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, AsyncIterator, Callable, Sequence
 
 import anyio
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection, LiveColumn, approximate_bytes, shielded
-from memoria_stream.drivers.snapshots import open_snapshots
+from memoria_stream.drivers.snapshots import shared_snapshot
 from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
 from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, scan, scan_in_worker)
+    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, scan)
+from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
 from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
@@ -44,6 +45,7 @@ from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tables
 
 Live = dict[str, list[LiveColumn]]
+STALE_MIN_ROWS = 5000  # below this many moved rows, reading them by key beats a second scan
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -134,12 +136,31 @@ async def sync_database(
     be. A failure leaves the target as it was."""
     started = time.perf_counter()
     report = SyncReport(source_url, target_url, dry_run)
-    async with connect(target_url) as target, open_snapshots(source_url, 1, tables or EXPORT_ORDER) as readers:
-        job = _Sync(readers[0], target, report)
+    async with connect(target_url) as target, _source_snapshot(source_url, tables or EXPORT_ORDER) as (source, helper):
+        job = _Sync(source, target, report)
+        job.helper = helper
         job.on_batch, job.on_counts, job.allow_lossy = on_batch, on_counts, allow_lossy
         await job.run(tables)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.asynccontextmanager
+async def _source_snapshot(url: str, tables: Sequence[str]) -> AsyncIterator[tuple[Connection, ScanWorker | None]]:
+    """The source inside its snapshot and, where its fingerprints are hashed in this process, a helper
+    process pinned to the very same moment to take half of that work (the other core)."""
+    async with connect(url) as source, contextlib.AsyncExitStack() as stack:
+        helper = None
+        if source.capabilities.fingerprints_in_client and not source.url.is_memory:
+            helper = await stack.enter_async_context(ScanWorker(url))
+            await stack.enter_async_context(shared_snapshot(source, helper.pin, tables))
+        else:
+            await stack.enter_async_context(source.snapshot())
+        yield source, helper
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.name}-{suffix}")
 
 
 class _Sync:
@@ -154,6 +175,7 @@ class _Sync:
         self._folder = pair_folder(source.url, target.url)
         self._signatures: dict[str, str] = {}
         self._keepers_to_commit: dict[str, MemoryWriter] = {}
+        self.helper: ScanWorker | None = None  # a process that scans a share of the source
 
     async def run(self, tables: Sequence[str] | None) -> None:
         run = RunReport("sync")
@@ -195,16 +217,14 @@ class _Sync:
         memories = await self._memories(present)
         with tempfile.TemporaryDirectory(prefix="memoria-sync-") as folder:  # mkdtemp: 0700
             spools = Path(folder)
-            fresh = [n for n in present if n not in memories]
-            source = Scan(self.names, fresh, Spool(spools / "source"), Spool(spools / "source-digests"))
-            target = Scan(present, fresh, Spool(spools / "target"), Spool(spools / "target-digests"))
-            target = await self._scan_both(source, target)
-            keepers = self._keepers(memories, write)
+            keepers = self._keepers(write)
             try:
                 changes = Changes(spools / "changes")
-                counts = await anyio.to_thread.run_sync(compare, source, target, self.names, memories, keepers, changes)
+                counts, rows = await self._classify(spools / "first", self.names, present, memories, keepers, changes)
+                if stale := self._stale(memories, counts, rows):
+                    await self._classify_again(spools, stale, memories, keepers, changes, counts)
                 await _Resolver(self, changes, keepers).resolve(counts)
-                self._count(source.prints, counts, memories)
+                self._count(rows, counts, memories)
                 if write:
                     await _Writer(self, changes, keepers).apply([n for n in self.names if self.report.tables[n].changed])
             except BaseException:
@@ -213,6 +233,39 @@ class _Sync:
                 raise
             self._keepers_to_commit = keepers
 
+    async def _classify(self, folder: Path, names: list[str], present: list[str], memories: dict[str, TableMemory],
+                        keepers: dict[str, MemoryWriter], changes: Changes) -> tuple[dict[str, Counts], dict[str, int]]:
+        """One scan of both sides and the classification of ``names``; returns the counts and the
+        source's row counts."""
+        folder.mkdir(mode=0o700)
+        fresh = [n for n in present if n not in memories]
+        source = Scan(names, fresh, Spool(folder / "source"), Spool(folder / "source-digests"))
+        target = Scan(present, fresh, Spool(folder / "target"), Spool(folder / "target-digests"))
+        sources, target = await self._scan_both(source, target)
+        counts = await anyio.to_thread.run_sync(compare, sources, target, names, memories, keepers, changes)
+        rows: dict[str, int] = {}
+        for one in sources:
+            for name, count in one.prints.rows.items():
+                rows[name] = rows.get(name, 0) + count
+        return counts, rows
+
+    def _stale(self, memories: dict[str, TableMemory], counts: dict[str, Counts], rows: dict[str, int]) -> list[str]:
+        """Tables where most rows moved since the memory was taken (a table rewritten, VACUUM FULL):
+        reading them by key would cost more than scanning both sides once more."""
+        return [n for n in memories if counts[n].suspect > max(STALE_MIN_ROWS, rows.get(n, 0) // 4)]
+
+    async def _classify_again(self, spools: Path, stale: list[str], memories: dict[str, TableMemory],
+                              keepers: dict[str, MemoryWriter], changes: Changes, counts: dict[str, Counts]) -> None:
+        """Classify the ``stale`` tables once more, by canonical digests as without a memory."""
+        for name in stale:
+            del memories[name]
+            if name in keepers:
+                keepers[name].discard()
+                keepers[name] = self._keeper(name)
+        again = Changes(spools / "again")
+        counts.update((await self._classify(spools / "again-scan", stale, stale, {}, keepers, again))[0])
+        changes.replace(again, stale)
+
     async def _memories(self, names: list[str]) -> dict[str, TableMemory]:
         """The memory of each table that has one for this pair and these columns."""
         self._signatures = {name: signature(_described(await self.source.columns(name)),
@@ -220,14 +273,21 @@ class _Sync:
         found = {name: load(self._folder, name, self._signatures[name]) for name in names}
         return {name: memory for name, memory in found.items() if memory is not None}
 
-    def _keepers(self, memories: dict[str, TableMemory], write: bool) -> dict[str, MemoryWriter]:
+    def _keepers(self, write: bool) -> dict[str, MemoryWriter]:
         if not write or self._folder is None:
             return {}
-        return {name: MemoryWriter(self._folder, name, self._signatures[name]) for name in self.names}
+        return {name: self._keeper(name) for name in self.names}
 
-    async def _scan_both(self, source: Scan, target: Scan) -> Scan:
-        """Both sides at once; returns the target's scan. The target is read in a worker process
-        (on its own connection, before this one writes anything), unless it lives in this process."""
+    def _keeper(self, name: str) -> MemoryWriter:
+        assert self._folder is not None
+        return MemoryWriter(self._folder, name, self._signatures[name])
+
+    async def _scan_both(self, source: Scan, target: Scan) -> tuple[list[Scan], Scan]:
+        """Both sides at once; returns the source's scans and the target's. The target is read in a
+        worker process (on its own connection, before this one writes anything), unless it lives in
+        this process; the source's fingerprints are shared with the helper process, if there is one."""
+        sources = [source]
+
         async def scan_target() -> None:
             nonlocal target
             if self.target.url.is_memory:
@@ -235,18 +295,28 @@ class _Sync:
             else:
                 target = await scan_in_worker(self.report.target, target)
 
-        with fewer_collections():
-            await run_stages(lambda: scan(self.source, source), scan_target)
-        return target
+        async def scan_helped() -> None:
+            assert self.helper is not None
+            sources.append(await self.helper.scan(helped))
 
-    def _count(self, source: Spool, counts: dict[str, Counts], memories: dict[str, TableMemory]) -> None:
+        stages = [lambda: scan(self.source, source), scan_target]
+        if self.helper is not None and source.printed:
+            source.share = (0, 2)
+            helped = Scan(source.printed, [], Spool(_beside(source.prints.path, "helped")),
+                          Spool(_beside(source.digests.path, "helped")), share=(1, 2))
+            stages.append(scan_helped)
+        with fewer_collections():
+            await run_stages(*stages)
+        return sources, target
+
+    def _count(self, rows: dict[str, int], counts: dict[str, Counts], memories: dict[str, TableMemory]) -> None:
         for name in self.names:
             found = counts.get(name, Counts())
             entry = self.report.table(name)
             entry.inserted, entry.updated, entry.deleted = found.inserted, found.updated, found.deleted
-            entry.unchanged = source.rows.get(name, 0) - entry.inserted - entry.updated
+            entry.unchanged = rows.get(name, 0) - entry.inserted - entry.updated
             entry.remembered = name in memories
-            entry.compared = found.suspect if entry.remembered else source.rows.get(name, 0) - entry.inserted
+            entry.compared = found.suspect if entry.remembered else rows.get(name, 0) - entry.inserted
         if self.on_counts:
             self.on_counts({n: t.inserted + t.updated for n, t in self.report.tables.items() if t.changed})
 

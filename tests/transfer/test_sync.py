@@ -277,3 +277,25 @@ async def test_a_damaged_or_foreign_memory_is_compared_in_full(target_backend: s
             assert counts(report) == expected and (await verify(source, target)).ok
             assert not report.tables["long_term_memory"].remembered
             assert report.tables["agents"].remembered
+
+
+async def test_a_memory_most_rows_moved_away_from_is_replaced_by_a_full_comparison(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import memoria_stream.transfer.sync as sync_module
+
+    monkeypatch.setattr(sync_module, "STALE_MIN_ROWS", 0)
+    data = build_dataset()
+    async for source in make_database("sqlite", tmp_path, "source"):
+        async for target in make_database("postgres", tmp_path, "target"):
+            await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+            await sync_database(source, target)
+            async with connect(target) as conn:  # every row gets a new version: the memory matches none
+                await conn.execute('UPDATE "long_term_memory" SET "summary" = "summary"')
+            expected = await change_source(source, data)
+            report = await sync_database(source, target)
+            assert counts(report) == expected and (await verify(source, target)).ok
+            ltm = report.tables["long_term_memory"]
+            assert not ltm.remembered and ltm.compared == ltm.unchanged + ltm.updated  # scanned in full
+            assert report.tables["agents"].remembered and not report.tables["agents"].compared
+            again = await sync_database(source, target)  # and remembered again since
+            assert again.changed == 0 and again.tables["long_term_memory"].remembered

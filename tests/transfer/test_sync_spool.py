@@ -14,7 +14,8 @@ from memoria_stream.model.types import JSON_NULL
 from memoria_stream.transfer.digests import row_digest, row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, KEYS_PER_BATCH, PARTITIONS, REMOVE, SUSPECT, Changes, Counts, Scan, Spool, _PartitionedWriter, compare,
-    partition_of, scan_in_worker)
+    partition_of)
+from memoria_stream.transfer.scan_worker import scan_in_worker
 
 
 def test_row_digests_equal_row_digest_on_every_kind_of_value() -> None:
@@ -57,7 +58,7 @@ def _classify(tmp_path: Path, source: dict[Any, bytes], target: dict[Any, bytes]
     changes, kept = Changes(tmp_path / "changes"), _Kept()
     memories = {"t": _Memory(memory)} if memory is not None else {}
     digested = {} if memory is not None else {"t": source}
-    counts = compare(_scan(tmp_path / "s", {"t": source}, digested),
+    counts = compare([_scan(tmp_path / "s", {"t": source}, digested)],
                      _scan(tmp_path / "t", {"t": target}, {} if memory is not None else {"t": target}),
                      ["t"], memories, {"t": kept}, changes)
     with changes.open() as file:
@@ -81,7 +82,8 @@ class _Memory:
 
     def open(self) -> Any:
         import contextlib
-        return contextlib.nullcontext(None)
+        import io
+        return contextlib.nullcontext(io.BytesIO(b"unused"))
 
     def partition(self, file: Any, part: int) -> dict[Any, tuple[bytes, bytes]]:
         return {k: v for k, v in self.entries.items() if partition_of(k) == part}
@@ -120,7 +122,7 @@ async def test_a_failing_worker_raises_its_error_here(tmp_path: Path) -> None:
 def test_overlapping_scans_restore_the_gc_settings_once_the_last_ends() -> None:
     import gc
 
-    from memoria_stream.transfer.keyspool import fewer_collections
+    from memoria_stream.transfer.pipeline import fewer_collections
 
     before = gc.get_threshold()
     first, second = fewer_collections(), fewer_collections()

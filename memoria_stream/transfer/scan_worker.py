@@ -1,0 +1,160 @@
+"""A worker process that scans one side of a ``--sync`` (``keyspool.scan``) on another core.
+
+Hashing rows is Python work and one process gets one core, so the target is scanned in a worker
+while this process scans the source; where the source's fingerprints are computed here too
+(SQLite), a second worker takes a share of the source's rows. Such a worker must read the very
+moment this process reads, so it starts its snapshot only when told (``pin``), while
+``drivers.snapshots.shared_snapshot`` holds that moment (PostgreSQL hands over its exported
+snapshot; SQLite and MySQL hold writers off for those milliseconds).
+
+A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
+parent's main module in the worker, which may be anyone's script. Both ways, messages are frames of
+an 8-byte length and a pickle: ``open`` → ``ready``, ``pin`` → ``pinned``, ``scan`` → ``done``, or
+``error`` at any step. Cancelled or failed, the parent kills the child.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, cast
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from memoria_stream.drivers import connect
+from memoria_stream.drivers.snapshots import join_snapshot
+from memoria_stream.errors import InternalError
+from memoria_stream.transfer.keyspool import Scan, scan
+from memoria_stream.transfer.pipeline import fewer_collections
+
+_FRAME = struct.Struct(">Q")
+_WORKER = "from memoria_stream.transfer.scan_worker import worker_main; worker_main()"
+
+
+class ScanWorker:
+    """``async with ScanWorker(url) as worker``: a child process connected to ``url``, waiting to pin."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._process: Process | None = None
+        self._answers: BufferedByteReceiveStream | None = None
+
+    async def __aenter__(self) -> ScanWorker:
+        self._process = await anyio.open_process([sys.executable, "-c", _WORKER], env=_worker_env())
+        assert self._process.stdout is not None
+        self._answers = BufferedByteReceiveStream(self._process.stdout)
+        try:
+            await self._ask("open", self.url, expect="ready")
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self._stop()
+
+    async def pin(self, adopt: str | None) -> None:
+        """Start the worker's snapshot now (``adopt``: the statement that makes it a shared one)."""
+        await self._ask("pin", adopt, expect="pinned")
+
+    async def scan(self, request: Scan) -> Scan:
+        """``keyspool.scan`` in the pinned snapshot; returns the filled request."""
+        return cast(Scan, await self._ask("scan", request, expect="done"))
+
+    async def _ask(self, kind: str, payload: Any, *, expect: str) -> Any:
+        assert self._process is not None and self._process.stdin is not None and self._answers is not None
+        data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            await self._process.stdin.send(_FRAME.pack(len(data)) + data)
+            (length,) = _FRAME.unpack(await self._answers.receive_exactly(_FRAME.size))
+            answer, value = pickle.loads(await self._answers.receive_exactly(length))
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+            raise InternalError(f"the --sync worker process failed: {await self._last_words()}") from None
+        if answer == "error":
+            raise value
+        if answer != expect:
+            raise InternalError(f"the --sync worker process answered {answer!r} to {kind!r}")
+        return value
+
+    async def _last_words(self) -> str:
+        assert self._process is not None and self._process.stderr is not None
+        text = b""
+        with anyio.move_on_after(5):
+            async for chunk in self._process.stderr:
+                text = (text + chunk)[-2000:]
+        return text.decode(errors="replace").strip() or "no message"
+
+    async def _stop(self) -> None:
+        if self._process is None:
+            return
+        with anyio.CancelScope(shield=True):
+            if self._process.returncode is None:
+                self._process.kill()
+            await self._process.aclose()
+        self._process = None
+
+
+async def scan_in_worker(url: str, request: Scan) -> Scan:
+    """``scan`` of ``url`` in a worker process, in a snapshot of its own; returns the filled request."""
+    async with ScanWorker(url) as worker:
+        await worker.pin(None)
+        return await worker.scan(request)
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with this package importable however the parent found it."""
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+# --- the child ----------------------------------------------------------------------------------
+
+def worker_main() -> None:
+    """The worker process: frames on stdin, answers on stdout (see the module docstring)."""
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        with fewer_collections():
+            anyio.run(_serve, requests, answers)
+    except Exception as exc:  # handed to the parent, which raises it
+        _answer(answers, "error", exc)
+
+
+async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    # Blocking reads of stdin are fine here: the worker has nothing else to do meanwhile.
+    _, url = _request(requests, "open")
+    async with connect(url) as conn:
+        _answer(answers, "ready", None)
+        _, adopt = _request(requests, "pin")
+        async with join_snapshot(conn, adopt):
+            _answer(answers, "pinned", None)
+            while True:  # until the parent closes the pipe
+                _, request = _request(requests, "scan")
+                await scan(conn, request)
+                _answer(answers, "done", request)
+
+
+def _request(requests: IO[bytes], kind: str) -> tuple[str, Any]:
+    header = requests.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        raise SystemExit(0)  # the parent went away: nothing left to do
+    (length,) = _FRAME.unpack(header)
+    found, payload = pickle.loads(requests.read(length))
+    if found != kind:
+        raise InternalError(f"the --sync worker expected {kind!r}, got {found!r}")
+    return found, payload
+
+
+def _answer(answers: IO[bytes], kind: str, value: Any) -> None:
+    try:
+        data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an error that does not pickle: its text, then
+        data = pickle.dumps(("error", InternalError(f"{type(value).__name__}: {value}")))
+    answers.write(_FRAME.pack(len(data)) + data)
+    answers.flush()
