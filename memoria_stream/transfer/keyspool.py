@@ -16,8 +16,9 @@ import os
 import pickle
 import zlib
 from bisect import bisect_right
+from itertools import chain, compress
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import itemgetter, not_
 from pathlib import Path
 from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence
 from zlib import crc32
@@ -27,6 +28,7 @@ from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
 from memoria_stream.transfer.digests import add_digests, row_digests
+from memoria_stream.transfer.pipeline import fewer_collections
 from memoria_stream.transfer.plans import export_plan
 
 PARTITIONS = 64
@@ -114,6 +116,12 @@ class Spool(ChunkFile):
     def partition(self, file: IO[bytes], name: str, part: int) -> Iterator[tuple[Key, bytes]]:
         for keys, digests in self.read(file, (name, part)):
             yield from zip(keys, digests)
+
+    def columns(self, file: IO[bytes], name: str, part: int, into: tuple[list[Key], list[bytes]]) -> None:
+        """Append one partition's keys and values to the two lists of ``into``."""
+        for keys, values in self.read(file, (name, part)):
+            into[0].extend(keys)
+            into[1].extend(values)
 
 
 class _PartitionedWriter:
@@ -255,6 +263,12 @@ class Side:
             found.update(scan.prints.partition(prints, name, part))
         return found
 
+    def prints_in_columns(self, name: str, part: int) -> tuple[list[Key], list[bytes]]:
+        found: tuple[list[Key], list[bytes]] = ([], [])
+        for scan, prints, _ in self.parts:
+            scan.prints.columns(prints, name, part, found)
+        return found
+
     def digests_of(self, name: str, part: int) -> dict[Key, bytes]:
         found: dict[Key, bytes] = {}
         for scan, _, digests in self.parts:
@@ -273,7 +287,10 @@ class Remembering(Protocol):
 
     def open(self) -> IO[bytes]: ...
 
-    def partition(self, file: IO[bytes], part: int) -> dict[Key, tuple[bytes, bytes]]: ...
+    def partition(self, file: IO[bytes], part: int) -> Remembered: ...
+
+
+Remembered = tuple[list[Key], list[bytes], list[bytes]]  # keys, source prints, target prints
 
 
 def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories: Mapping[str, Remembering],
@@ -282,7 +299,7 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
     of one table is in memory at a time. Where a table has a memory, a key whose two prints are the
     remembered ones is equal; others are ``SUSPECT``. Without one, canonical digests decide."""
     counts: dict[str, Counts] = {}
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack, fewer_collections():
         ours, theirs = Side(stack, source), Side(stack, [target])
         out = stack.enter_context(changes.create())
         for name in names:
@@ -304,21 +321,23 @@ class _Classifier:
         self.counts = Counts()
         self.batches: dict[str, list[Any]] = {REMOVE: [], ARRIVE: [], SUSPECT: []}
 
-    def partition(self, part: int, ours: Side, theirs: Side,
-                  known: dict[Key, tuple[bytes, bytes]] | None) -> None:
-        mine, old = ours.prints_of(self.name, part), theirs.prints_of(self.name, part)
+    def partition(self, part: int, ours: Side, theirs: Side, known: Remembered | None) -> None:
         if known is None:
-            my_digests, old_digests = ours.digests_of(self.name, part), theirs.digests_of(self.name, part)
-        kept: tuple[list[Key], list[bytes], list[bytes]] = ([], [], [])
+            self._by_digests(part, ours, theirs)
+        else:
+            self._by_memory(part, ours, theirs, known)
+
+    def _by_digests(self, part: int, ours: Side, theirs: Side) -> None:
+        """Without a memory: a key on both sides is equal when its canonical digests are."""
+        mine, old = ours.prints_of(self.name, part), theirs.prints_of(self.name, part)
+        my_digests, old_digests = ours.digests_of(self.name, part), theirs.digests_of(self.name, part)
+        kept: Remembered = ([], [], [])
         for key, mark in mine.items():
             other = old.pop(key, None)
             if other is None:
                 self.counts.inserted += 1
                 self._add(ARRIVE, key)
-            elif known is not None and known.get(key) != (mark, other):
-                self.counts.suspect += 1
-                self._add(SUSPECT, (key, mark, other))
-            elif known is not None or my_digests.get(key) == old_digests.get(key):
+            elif my_digests.get(key) == old_digests.get(key):
                 kept[0].append(key)
                 kept[1].append(mark)
                 kept[2].append(other)
@@ -329,6 +348,41 @@ class _Classifier:
         self.counts.deleted += len(old)
         for key in old:
             self._add(REMOVE, key)
+        self._keep(part, kept)
+
+    def _by_memory(self, part: int, ours: Side, theirs: Side, known: Remembered) -> None:
+        """With a memory: a key whose prints on both sides are the remembered ones is unchanged on
+        both sides, so still equal. The dicts compare in C; only keys that appeared, went or moved
+        on either side get a step in Python."""
+        keys, remembered_ours, remembered_theirs = known
+        now_ours = dict(zip(*ours.prints_in_columns(self.name, part)))
+        now_theirs = dict(zip(*theirs.prints_in_columns(self.name, part)))
+        was_ours, was_theirs = dict(zip(keys, remembered_ours)), dict(zip(keys, remembered_theirs))
+        if now_ours == was_ours and now_theirs == was_theirs:
+            self._keep(part, known)
+            return
+        touched = {key for key, _ in chain(now_ours.items() - was_ours.items(), was_ours.items() - now_ours.items(),
+                                           now_theirs.items() - was_theirs.items(),
+                                           was_theirs.items() - now_theirs.items())}
+        untouched = list(map(not_, map(touched.__contains__, keys)))
+        self._keep(part, tuple(list(compress(column, untouched)) for column in known))
+        for key in touched:
+            self._classify_touched(key, now_ours.get(key), now_theirs.get(key))
+
+    def _classify_touched(self, key: Key, mine: bytes | None, other: bytes | None) -> None:
+        if mine is None and other is None:
+            return  # gone from both sides
+        if other is None:
+            self.counts.inserted += 1
+            self._add(ARRIVE, key)
+        elif mine is None:
+            self.counts.deleted += 1
+            self._add(REMOVE, key)
+        else:
+            self.counts.suspect += 1
+            self._add(SUSPECT, (key, mine, other))
+
+    def _keep(self, part: int, kept: Any) -> None:
         if self.keeper is not None:
             self.keeper.add_chunk(part, kept)
 

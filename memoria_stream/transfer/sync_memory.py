@@ -33,7 +33,6 @@ from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped
 FORMAT = 1
 BUFFERED_KEYS = 20_000
 _TRAILER = struct.Struct(">Q")
-Remembered = tuple[bytes, bytes]  # (source fingerprint, target fingerprint)
 
 
 def state_root(environ: Mapping[str, str] = os.environ) -> Path:
@@ -63,10 +62,12 @@ class TableMemory(ChunkFile):
 
     rows: int = 0
 
-    def partition(self, file: IO[bytes], part: int) -> dict[Key, Remembered]:
-        found: dict[Key, Remembered] = {}
-        for keys, ours, theirs in self.read(file, part):
-            found.update(zip(keys, zip(ours, theirs)))
+    def partition(self, file: IO[bytes], part: int) -> tuple[list[Key], list[bytes], list[bytes]]:
+        """One partition's keys with their remembered source and target prints (three aligned lists)."""
+        found: tuple[list[Key], list[bytes], list[bytes]] = ([], [], [])
+        for chunk in self.read(file, part):
+            for column, values in zip(found, chunk):
+                column.extend(values)
         return found
 
 

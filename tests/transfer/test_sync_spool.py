@@ -85,8 +85,9 @@ class _Memory:
         import io
         return contextlib.nullcontext(io.BytesIO(b"unused"))
 
-    def partition(self, file: Any, part: int) -> dict[Any, tuple[bytes, bytes]]:
-        return {k: v for k, v in self.entries.items() if partition_of(k) == part}
+    def partition(self, file: Any, part: int) -> tuple[list[Any], list[bytes], list[bytes]]:
+        mine = [(k, s, t) for k, (s, t) in self.entries.items() if partition_of(k) == part]
+        return tuple(map(list, zip(*mine))) or ([], [], [])  # type: ignore[return-value]
 
 
 def test_compare_without_a_memory_classifies_each_key_by_digest(tmp_path: Path) -> None:
