@@ -10,25 +10,30 @@ every row in full. Each run is a child process: wall time and its peak RSS.
 
 Each line ends with the load average when the sync finished: the machine may be shared.
 
-Run: .venv/bin/python benchmarks/sync_benchmark.py [--target sqlite] [ROWS ...]
-     (default 100000 rows to PostgreSQL; needs the PostgreSQL test server)
+Run: .venv/bin/python benchmarks/sync_benchmark.py [--source postgresql] [--target sqlite] [ROWS ...]
+     (default: 100000 rows from SQLite to PostgreSQL; needs the PostgreSQL test server. A PostgreSQL
+     source is filled by an untimed ``copy`` and changed in place, rows picked by a hash of the key)
 """
 
 from __future__ import annotations
 
-import json
+import re
 import os
 import shutil
 import sqlite3
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
+
+import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import generate  # noqa: E402
 from harness import Measurement, Scratch, measure, memoria_stream  # noqa: E402
 
+from memoria_stream.drivers import connect  # noqa: E402
 from memoria_stream.model.catalog import TABLES, Table  # noqa: E402
 from memoria_stream.model.types import ColumnType  # noqa: E402
 
@@ -48,79 +53,112 @@ def _editable_text(table: Table) -> str | None:
                  and not c.primary_key and c.name not in keyed), None)
 
 
-def change(path: Path, share: float) -> None:
-    """Change about ``share`` of the rows of every table (see the module docstring)."""
+def change_statements(share: float, row_number: Callable[[Table], str]) -> list[str]:
+    """SQL that changes about ``share`` of the rows of every table (see the module docstring);
+    ``row_number(table)`` is an SQL integer spread over the rows (SQLite's rowid, a key hash)."""
     if not share:
+        return []
+    every = max(4, round(4 / share))  # n % every picks 4 rows in ``every``: 2 updated, 1 deleted, 1 copied
+    statements = []
+    for table in TABLES.values():
+        text, n = _editable_text(table), row_number(table)
+        if text:
+            statements.append(f'UPDATE "{table.name}" SET "{text}" = coalesce("{text}", \'\') || \' (edited)\' '
+                              f"WHERE {n} % {every} IN (1, 2)")
+        if _referenced(table.name):
+            continue
+        statements.append(f'DELETE FROM "{table.name}" WHERE {n} % {every} = 3')
+        if table.unique_constraints or any(ix.unique for ix in table.indexes):
+            continue
+        key = table.primary_key[0]
+        new_key = f'"{key}" + 100000000' if table.column(key).type is ColumnType.INTEGER \
+            else f'"{key}" || \'-new\''  # type: ignore[union-attr]
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
+        values = ", ".join(new_key if c == key else f'"{c}"' for c in table.column_names)
+        statements.append(f'INSERT INTO "{table.name}" ({columns}) SELECT {values} FROM "{table.name}" '
+                          f"WHERE {n} % {every} = 0")
+    return statements
+
+
+def change(source: str, share: float) -> None:
+    """Change about ``share`` of the rows of every table of the source database ``source`` in place."""
+    if source.startswith("sqlite:///"):
+        with sqlite3.connect(source.removeprefix("sqlite:///")) as db:
+            for statement in change_statements(share, lambda table: "rowid"):
+                db.execute(statement)
         return
-    every = max(4, round(4 / share))  # rowid % every picks 4 rows in ``every``: 2 updated, 1 deleted, 1 copied
-    with sqlite3.connect(path) as db:
-        for table in TABLES.values():
-            text = _editable_text(table)
-            if text:
-                db.execute(f'UPDATE "{table.name}" SET "{text}" = coalesce("{text}", \'\') || \' (edited)\' '
-                           f"WHERE rowid % {every} IN (1, 2)")
-            if _referenced(table.name):
-                continue
-            db.execute(f'DELETE FROM "{table.name}" WHERE rowid % {every} = 3')
-            if table.unique_constraints or any(ix.unique for ix in table.indexes):
-                continue
-            key = table.primary_key[0]
-            new_key = f'"{key}" + 100000000' if table.column(key).type is ColumnType.INTEGER \
-                else f'"{key}" || \'-new\''  # type: ignore[union-attr]
-            columns = ", ".join(f'"{c}"' for c in table.column_names)
-            values = ", ".join(new_key if c == key else f'"{c}"' for c in table.column_names)
-            db.execute(f'INSERT INTO "{table.name}" ({columns}) SELECT {values} FROM "{table.name}" '
-                       f"WHERE rowid % {every} = 0")
+    anyio.run(_change_on_server, source, change_statements(
+        share, lambda table: f'abs(hashtext("{table.primary_key[0]}"::text))'))
+
+
+async def _change_on_server(url: str, statements: list[str]) -> None:
+    async with connect(url) as conn, conn.transaction():
+        for statement in statements:
+            await conn.execute(statement)
 
 
 def _changed(m: Measurement) -> int | None:
-    for line in m.stderr_tail.splitlines()[::-1]:
-        if line.startswith("{") and '"changed"' in line:
-            return int(json.loads(line)["changed"])
-    return None
+    """The summary's row count (the JSON line may be longer than the captured tail: search it)."""
+    found = re.findall(r'"changed":(\d+)', m.stderr_tail)
+    return int(found[-1]) if found else None
 
 
-def run(rows: int, workdir: Path, backend: str = "postgresql") -> list[str]:
+def run(rows: int, workdir: Path, backend: str = "postgresql", source_backend: str = "sqlite") -> list[str]:
     base = workdir / f"source-{rows}.db"
     generate(base, rows)
     scratch = Scratch(workdir)
     lines = []
     for share in SHARES:
-        source = workdir / f"source-{rows}-{share}.db"
-        shutil.copy(base, source)
+        source = _source(scratch, base, source_backend, workdir / f"source-{rows}-{share}.db")
         target = scratch.create(backend, schema=False)
         try:
-            full = measure(memoria_stream("copy", f"sqlite:///{base}", target, "--quiet"))
+            full = measure(memoria_stream("copy", source, target, "--quiet"))
             assert full.returncode == 0, full.stderr_tail
             # The first sync after a plain copy has no memory yet: it compares every row in full.
-            first = measure(memoria_stream("copy", f"sqlite:///{source}", target, "--sync", "--quiet"))
+            first = measure(memoria_stream("copy", source, target, "--sync", "--quiet"))
             assert first.returncode == 0, first.stderr_tail
             change(source, share)
-            synced = measure(memoria_stream("copy", f"sqlite:///{source}", target, "--sync", "--log-format", "json"))
+            synced = measure(memoria_stream("copy", source, target, "--sync", "--log-format", "json"))
             assert synced.returncode == 0, synced.stderr_tail
-            checked = measure(memoria_stream("verify", f"sqlite:///{source}", target, "--quiet"))  # not timed
+            checked = measure(memoria_stream("verify", source, target, "--quiet"))  # not timed
             assert checked.returncode == 0, checked.stderr_tail
         finally:
             scratch.drop(target)
-            source.unlink()
+            scratch.drop(source)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        lines.append(f"{rows:>8} rows -> {backend}  {share:>4.0%} changed ({_changed(synced)} rows): full copy "
-                     f"{full.seconds:6.2f} s / {full.peak_rss_mb:5.0f} MB   first sync {first.seconds:6.2f} s / "
-                     f"{first.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB   "
+        lines.append(f"{rows:>8} rows {source_backend} -> {backend}  {share:>4.0%} changed ({_changed(synced)} rows): "
+                     f"full copy {full.seconds:6.2f} s / {full.peak_rss_mb:5.0f} MB   first sync {first.seconds:6.2f} s"
+                     f" / {first.peak_rss_mb:5.0f} MB   sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB   "
                      f"sync/full {synced.seconds / full.seconds:4.2f}   load {load}")
         print(lines[-1], flush=True)
     return lines
 
 
+def _source(scratch: Scratch, base: Path, backend: str, path: Path) -> str:
+    """A fresh source holding the generated rows: a copy of the file, or a server database filled by
+    ``copy`` (not timed)."""
+    if backend == "sqlite":
+        shutil.copy(base, path)
+        return f"sqlite:///{path}"
+    url = scratch.create(backend, schema=False)
+    filled = measure(memoria_stream("copy", f"sqlite:///{base}", url, "--quiet"))
+    assert filled.returncode == 0, filled.stderr_tail
+    return url
+
+
 def main(argv: list[str]) -> int:
-    backend = "postgresql"
-    if argv[:1] == ["--target"]:
-        backend, argv = argv[1], argv[2:]
+    backend, source_backend = "postgresql", "sqlite"
+    while argv[:1] in (["--target"], ["--source"]):
+        if argv[0] == "--target":
+            backend = argv[1]
+        else:
+            source_backend = argv[1]
+        argv = argv[2:]
     sizes = [int(a) for a in argv] or [100_000]
     with tempfile.TemporaryDirectory(prefix="memoria-sync-bench-") as folder:
         os.environ["MEMORIA_STREAM_STATE_DIR"] = str(Path(folder) / "state")  # the syncs' memory: not in ~
         for rows in sizes:
-            run(rows, Path(folder), backend)
+            run(rows, Path(folder), backend, source_backend)
     return 0
 
 

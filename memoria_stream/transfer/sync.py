@@ -30,7 +30,8 @@ from memoria_stream.drivers.base import Connection, LiveColumn, approximate_byte
 from memoria_stream.drivers.snapshots import shared_snapshot
 from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
-from memoria_stream.model.catalog import EXPORT_ORDER, TABLES, delete_order, get_table, insert_order
+from memoria_stream.model.catalog import (
+    EXPORT_ORDER, TABLES, ForeignKey, delete_order, get_table, insert_order)
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
@@ -338,8 +339,37 @@ class _Writer:
                      for name in names}
             for name in insert_order(names):
                 await self._insert(name, plans[name], file)
-        self._settle_losses(plans)
-        await check_foreign_keys(self.target, names, live)
+            self._settle_losses(plans)
+            await self._check_foreign_keys(names, live, file)
+
+    async def _check_foreign_keys(self, names: list[str], live: Live, file: IO[bytes]) -> None:
+        """The end state's foreign keys, where this sync could have broken them: the references of
+        the rows it wrote, and the references to the keys it removed — work that grows with the
+        difference. An FK to a column other than the parent's key is checked whole (``load``)."""
+        whole: set[str] = set()
+        for child, fk in _catalogue_foreign_keys(live):
+            if child in names:
+                for keys in self.changes.read(file, (child, ARRIVE)):
+                    await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
+            if fk.parent in names:
+                if fk.parent_columns[0] != _primary_key(fk.parent):
+                    whole |= {child, fk.parent}
+                    continue
+                for keys in self.changes.read(file, (fk.parent, REMOVE)):
+                    await self._dangling(child, fk, fk.columns[0], _encoded_keys(self.target, fk.parent, keys))
+        if whole:
+            await check_foreign_keys(self.target, sorted(whole), live)
+
+    async def _dangling(self, child: str, fk: ForeignKey, where: str, keys: list[Key]) -> None:
+        q, caps = self.target.capabilities.quote, self.target.capabilities
+        col, pcol = fk.columns[0], fk.parent_columns[0]
+        rows = await self.target.fetch(
+            f"SELECT c.{q(col)} FROM {q(child)} c WHERE c.{q(where)} IN ({caps.placeholders(len(keys))}) "
+            f"AND c.{q(col)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {q(fk.parent)} p "
+            f"WHERE p.{q(pcol)} = c.{q(col)}) LIMIT 1", *keys)
+        if rows:
+            raise IntegrityFailure(f"table {child}, column {col}: value {rows[0][0]!r} has no row in "
+                                   f"{fk.parent}.{pcol}; nothing was changed")
 
     def _refuse_cascades(self, names: list[str]) -> None:
         """Where FK checks could only be deferred (not switched off), removing a parent row —
@@ -444,6 +474,18 @@ async def _remember_written(source: Connection, target: Connection, name: str, k
     ours, theirs = await _prints_by_key(source, name, keys), await _prints_by_key(target, name, keys)
     kept = [key for key in keys if key in ours and key in theirs]
     keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
+
+
+def _catalogue_foreign_keys(live: Live) -> list[tuple[str, ForeignKey]]:
+    """(child, FK) for every single-column catalogue FK whose two tables and columns are live."""
+    found = []
+    for child in live:
+        table = get_table(child)
+        names = {c.name for c in live[child]}
+        for fk in table.foreign_keys if table else ():
+            if fk.parent in live and len(fk.columns) == 1 and fk.columns[0] in names:
+                found.append((child, fk))
+    return found
 
 
 def _described(columns: list[LiveColumn]) -> list[tuple[str, str, str]]:

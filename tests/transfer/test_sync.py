@@ -299,3 +299,21 @@ async def test_a_memory_most_rows_moved_away_from_is_replaced_by_a_full_comparis
             assert report.tables["agents"].remembered and not report.tables["agents"].compared
             again = await sync_database(source, target)  # and remembered again since
             assert again.changed == 0 and again.tables["long_term_memory"].remembered
+
+
+@pytest.mark.parametrize("target_backend", ["sqlite", "postgres", "mysql"])
+async def test_a_sync_that_would_orphan_children_changes_nothing(target_backend: str, tmp_path: Path) -> None:
+    """The end state's FKs are checked where the sync could break them: here a parent row the source
+    lost while its children stayed (the source's FKs were off) — after a remembered sync too."""
+    data = build_dataset()
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+    async for target in make_database(target_backend, tmp_path, "target"):
+        await sync_database(source, target)  # copies and remembers
+        orphaned = next(m["cluster_id"] for m in data["cluster_members"])
+        async with connect(source) as conn, conn.transaction(foreign_keys=False):
+            await delete_where(conn, "clusters", "id", orphaned)
+        before = await checksums(target)
+        with pytest.raises(IntegrityFailure, match=f"cluster_id.*{orphaned}.*clusters.id"):
+            await sync_database(source, target)
+        assert await checksums(target) == before
