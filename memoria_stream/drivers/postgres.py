@@ -211,23 +211,23 @@ class PostgresConnection:
         # the prefix names the cluster, the database, the table and the current 2^31-xid era, so any of
         # those moving makes every row look changed (compared in full), never the other way round.
         q = self.capabilities.quote
-        prefix = await self._version_prefix(table)
-        sql = f"SELECT {q(key)}, xmin::text || '/' || ctid::text FROM {q(table)}"
+        prefix = await self._version_prefix(table)  # digits and slashes only: safe as a literal
+        sql = f"SELECT {q(key)}, convert_to('{prefix}' || xmin::text || '/' || ctid::text, 'UTF8') FROM {q(table)}"
         if keys is not None:
             found = await self.fetch(f"{sql} WHERE {q(key)} = ANY($1)", list(keys))
-            yield [r[0] for r in found], [(prefix + r[1]).encode() for r in found]
+            yield [r[0] for r in found], [r[1] for r in found]
             return
         if share[1] > 1:  # by heap page
             sql += f" WHERE (ctid::text::point)[0]::bigint % {int(share[1])} = {int(share[0])}"
         async for rows in self._stream(sql, batch_rows):
-            yield [r[0] for r in rows], [(prefix + r[1]).encode() for r in rows]
+            yield [r[0] for r in rows], [r[1] for r in rows]
 
     async def _version_prefix(self, table: str) -> str:
         row = (await self.fetch(
             "SELECT (SELECT system_identifier FROM pg_control_system()), "
             "(SELECT oid FROM pg_database WHERE datname = current_database()), $1::regclass::oid, "
             "txid_snapshot_xmax(txid_current_snapshot()) >> 31", self.capabilities.quote(table)))[0]
-        return "/".join(str(v) for v in row) + "/"
+        return "/".join(str(int(v)) for v in row) + "/"
 
     async def _stream(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         if self._conn.is_in_transaction():

@@ -313,6 +313,17 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
     return counts
 
 
+def joined(source: Sequence[Scan], target: Scan, name: str) -> Iterator[tuple[int, Remembered]]:
+    """Per partition, the keys of ``name`` both sides hold, with their prints on each side: the
+    memory of a table just copied whole."""
+    with contextlib.ExitStack() as stack:
+        ours, theirs = Side(stack, source), Side(stack, [target])
+        for part in range(PARTITIONS):
+            mine, other = ours.prints_of(name, part), theirs.prints_of(name, part)
+            keys = [key for key in mine if key in other]
+            yield part, (keys, [mine[key] for key in keys], [other[key] for key in keys])
+
+
 class _Classifier:
     """The keys of one table, compared a partition at a time; differing keys batched into ``changes``."""
 

@@ -35,7 +35,7 @@ from memoria_stream.model.catalog import (
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, scan)
+    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
 from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
 from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature
 from memoria_stream.transfer.export import OnBatch, resolve_tables
@@ -47,6 +47,7 @@ from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tabl
 
 Live = dict[str, list[LiveColumn]]
 STALE_MIN_ROWS = 5000  # below this many moved rows, reading them by key beats a second scan
+WHOLE_ROWS = 5000  # rows per batch where a table is copied whole
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -177,6 +178,9 @@ class _Sync:
         self._signatures: dict[str, str] = {}
         self._keepers_to_commit: dict[str, MemoryWriter] = {}
         self.helper: ScanWorker | None = None  # a process that scans a share of the source
+        self.whole: set[str] = set()  # tables the target holds no row of: copied whole, not by key
+        self.source_scans: list[Scan] = []
+        self.spools = Path()
 
     async def run(self, tables: Sequence[str] | None) -> None:
         run = RunReport("sync")
@@ -237,7 +241,7 @@ class _Sync:
     async def _classify(self, folder: Path, names: list[str], present: list[str], memories: dict[str, TableMemory],
                         keepers: dict[str, MemoryWriter], changes: Changes) -> tuple[dict[str, Counts], dict[str, int]]:
         """One scan of both sides and the classification of ``names``; returns the counts and the
-        source's row counts."""
+        source's row counts. Notes the tables the target holds no row of (``whole``)."""
         folder.mkdir(mode=0o700)
         fresh = [n for n in present if n not in memories]
         source = Scan(names, fresh, Spool(folder / "source"), Spool(folder / "source-digests"))
@@ -248,6 +252,9 @@ class _Sync:
         for one in sources:
             for name, count in one.prints.rows.items():
                 rows[name] = rows.get(name, 0) + count
+        self.source_scans = sources
+        self.whole |= {n for n in names if rows.get(n, 0) and not target.prints.rows.get(n, 0)}
+        self.spools = folder
         return counts, rows
 
     def _stale(self, memories: dict[str, TableMemory], counts: dict[str, Counts], rows: dict[str, int]) -> list[str]:
@@ -345,10 +352,13 @@ class _Writer:
     async def _check_foreign_keys(self, names: list[str], live: Live, file: IO[bytes]) -> None:
         """The end state's foreign keys, where this sync could have broken them: the references of
         the rows it wrote, and the references to the keys it removed — work that grows with the
-        difference. An FK to a column other than the parent's key is checked whole (``load``)."""
+        difference. A table written whole, and an FK to a column other than the parent's key, are
+        checked whole (``load.check_foreign_keys``)."""
         whole: set[str] = set()
         for child, fk in _catalogue_foreign_keys(live):
-            if child in names:
+            if child in self.job.whole:  # every row written: one pass over the table
+                whole.add(child)
+            elif child in names:
                 for keys in self.changes.read(file, (child, ARRIVE)):
                     await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
             if fk.parent in names:
@@ -393,6 +403,30 @@ class _Writer:
 
     async def _insert(self, name: str, plan: ImportPlan, file: IO[bytes]) -> None:
         source_plan = export_plan(name, await self.source.columns(name), self.source.capabilities)
+        if name in self.job.whole:
+            await self._copy_whole(name, plan, source_plan)
+        else:
+            await self._insert_by_key(name, plan, source_plan, file)
+        if plan.autoincrement:
+            await self.target.reset_sequence(name, plan.autoincrement)
+
+    async def _copy_whole(self, name: str, plan: ImportPlan, source_plan: ExportPlan) -> None:
+        """A table the target holds no row of: read whole, as ``copy`` does (no reads by key), then
+        remembered by one fingerprint scan of what was written, joined with the source's by key."""
+        order = [_primary_key(name)] if self.target.capabilities.clustered_by_key else []
+        async for raw in self.source.read(name, source_plan.layout.columns, batch_rows=WHOLE_ROWS, order_by=order):
+            rows = source_plan.decode(raw)
+            await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
+            if self.job.on_batch:
+                self.job.on_batch(name, len(rows), approximate_bytes(rows))
+        if name in self.keepers:
+            folder = self.job.spools
+            written = Scan([name], [], Spool(folder / f"written-{name}"), Spool(folder / f"written-{name}-digests"))
+            await scan(self.target, written)
+            for part, chunk in joined(self.job.source_scans, written, name):
+                self.keepers[name].add_chunk(part, chunk)
+
+    async def _insert_by_key(self, name: str, plan: ImportPlan, source_plan: ExportPlan, file: IO[bytes]) -> None:
         for keys in self.changes.read(file, (name, ARRIVE)):
             rows = await _rows_by_key(self.source, source_plan, keys)
             if len(rows) != len(keys):
@@ -403,8 +437,6 @@ class _Writer:
                 await _remember_written(self.source, self.target, name, keys, self.keepers[name])
             if self.job.on_batch:
                 self.job.on_batch(name, len(rows), approximate_bytes(rows))
-        if plan.autoincrement:
-            await self.target.reset_sequence(name, plan.autoincrement)
 
     def _settle_losses(self, plans: dict[str, ImportPlan]) -> None:
         """As ``copy``: refuse values a target column would store changed, unless ``allow_lossy``."""
