@@ -107,7 +107,8 @@ def run(rows: int, workdir: Path, backend: str = "postgresql", source_backend: s
     base = workdir / f"source-{rows}.db"
     generate(base, rows)
     scratch = Scratch(workdir)
-    lines = []
+    lines = [_into_empty(scratch, base, rows, backend, source_backend, workdir)]
+    print(lines[-1], flush=True)
     for share in SHARES:
         source = _source(scratch, base, source_backend, workdir / f"source-{rows}-{share}.db")
         target = scratch.create(backend, schema=False)
@@ -132,6 +133,22 @@ def run(rows: int, workdir: Path, backend: str = "postgresql", source_backend: s
                      f"sync/full {synced.seconds / full.seconds:4.2f}   load {load}")
         print(lines[-1], flush=True)
     return lines
+
+
+def _into_empty(scratch: Scratch, base: Path, rows: int, backend: str, source_backend: str, workdir: Path) -> str:
+    """``copy --sync`` into an empty target (tables created, copied whole, remembered) against ``copy``."""
+    source = _source(scratch, base, source_backend, workdir / f"source-{rows}-empty.db")
+    targets = [scratch.create(backend, schema=False) for _ in range(2)]
+    try:
+        full = measure(memoria_stream("copy", source, targets[0], "--quiet"))
+        synced = measure(memoria_stream("copy", source, targets[1], "--sync", "--quiet"))
+        assert full.returncode == 0 and synced.returncode == 0, full.stderr_tail + synced.stderr_tail
+    finally:
+        for url in (*targets, source):
+            scratch.drop(url)
+    return (f"{rows:>8} rows {source_backend} -> {backend}  into an empty target: full copy {full.seconds:6.2f} s / "
+            f"{full.peak_rss_mb:5.0f} MB   copy --sync {synced.seconds:6.2f} s / {synced.peak_rss_mb:5.0f} MB   "
+            f"sync/full {synced.seconds / full.seconds:4.2f}")
 
 
 def _source(scratch: Scratch, base: Path, backend: str, path: Path) -> str:

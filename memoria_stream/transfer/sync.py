@@ -48,6 +48,7 @@ from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tabl
 Live = dict[str, list[LiveColumn]]
 STALE_MIN_ROWS = 5000  # below this many moved rows, reading them by key beats a second scan
 WHOLE_ROWS = 5000  # rows per batch where a table is copied whole
+FK_LOOKUPS = 2000  # up to this many changed keys, an FK is checked by key rather than by a table scan
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -354,17 +355,19 @@ class _Writer:
         the rows it wrote, and the references to the keys it removed — work that grows with the
         difference. A table written whole, and an FK to a column other than the parent's key, are
         checked whole (``load.check_foreign_keys``)."""
-        whole: set[str] = set()
+        whole, report = set(), self.job.report.tables
         for child, fk in _catalogue_foreign_keys(live):
-            if child in self.job.whole:  # every row written: one pass over the table
-                whole.add(child)
-            elif child in names:
+            arrived, removed = report[child].inserted + report[child].updated, 0
+            if fk.parent in report:
+                removed = report[fk.parent].deleted + report[fk.parent].updated
+            if (child in self.job.whole or _many(arrived + removed, report[child])
+                    or (fk.parent in names and fk.parent_columns[0] != _primary_key(fk.parent))):
+                whole |= {child, fk.parent}  # one pass over the table costs less than so many lookups
+                continue
+            if child in names:
                 for keys in self.changes.read(file, (child, ARRIVE)):
                     await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
             if fk.parent in names:
-                if fk.parent_columns[0] != _primary_key(fk.parent):
-                    whole |= {child, fk.parent}
-                    continue
                 for keys in self.changes.read(file, (fk.parent, REMOVE)):
                     await self._dangling(child, fk, fk.columns[0], _encoded_keys(self.target, fk.parent, keys))
         if whole:
@@ -506,6 +509,11 @@ async def _remember_written(source: Connection, target: Connection, name: str, k
     ours, theirs = await _prints_by_key(source, name, keys), await _prints_by_key(target, name, keys)
     kept = [key for key in keys if key in ours and key in theirs]
     keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
+
+
+def _many(keys: int, table: TableSync) -> bool:
+    """Are ``keys`` lookups into ``table`` more than a scan of it? (an index probe costs a few rows)"""
+    return keys > max(FK_LOOKUPS, (table.unchanged + table.inserted + table.updated) // 20)
 
 
 def _catalogue_foreign_keys(live: Live) -> list[tuple[str, ForeignKey]]:
