@@ -40,7 +40,7 @@ from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
 from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
-from memoria_stream.transfer.pipeline import run_stages, fewer_collections
+from memoria_stream.transfer.pipeline import channel, fewer_collections, run_stages
 from memoria_stream.transfer.plans import ExportPlan, ImportPlan, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.schema import drop_tables, ensure_tables, live_tables
@@ -417,11 +417,23 @@ class _Writer:
         """A table the target holds no row of: read whole, as ``copy`` does (no reads by key), then
         remembered by one fingerprint scan of what was written, joined with the source's by key."""
         order = [_primary_key(name)] if self.target.capabilities.clustered_by_key else []
-        async for raw in self.source.read(name, source_plan.layout.columns, batch_rows=WHOLE_ROWS, order_by=order):
-            rows = source_plan.decode(raw)
-            await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
-            if self.job.on_batch:
-                self.job.on_batch(name, len(rows), approximate_bytes(rows))
+        send, receive = channel()
+
+        async def read() -> None:  # reading and converting overlaps the target's writing
+            async with send:
+                async for raw in self.source.read(name, source_plan.layout.columns, batch_rows=WHOLE_ROWS,
+                                                  order_by=order):
+                    rows = source_plan.decode(raw)
+                    await send.send((plan.from_canonical(source_plan.layout, rows), len(rows), approximate_bytes(rows)))
+
+        async def write() -> None:
+            async with receive:
+                async for encoded, count, size in receive:
+                    await self.target.write(name, plan.columns, encoded)
+                    if self.job.on_batch:
+                        self.job.on_batch(name, count, size)
+
+        await run_stages(read, write)
         if name in self.keepers:
             folder = self.job.spools
             written = Scan([name], [], Spool(folder / f"written-{name}"), Spool(folder / f"written-{name}-digests"))
