@@ -171,6 +171,13 @@ class Connection(Protocol):
 
 
 
+def select_sql(capabilities: Capabilities, table: str, columns: Sequence[str], order_by: Sequence[str] = ()) -> str:
+    """``SELECT columns FROM table [ORDER BY …]``, identifiers quoted as the backend spells them."""
+    q = capabilities.quote
+    sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
+    return f"{sql} ORDER BY {', '.join(q(c) for c in order_by)}" if order_by else sql
+
+
 async def count_rows(conn: Connection, table: str) -> int:
     """``SELECT count(*)`` of one table (inside the connection's transaction or snapshot, if any)."""
     rows = await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(table)}")

@@ -16,7 +16,7 @@ from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFa
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded, select_sql
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
 from memoria_stream.drivers.mysql_load import (
     REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
@@ -282,10 +282,7 @@ class MySQLConnection:
 
     async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
                    order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
-        q = self.capabilities.quote
-        sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
-        if order_by:
-            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
+        sql = select_sql(self.capabilities, table, columns, order_by)
         async for rows in self._stream(sql, batch_rows):
             yield rows
 

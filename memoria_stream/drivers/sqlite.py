@@ -18,7 +18,7 @@ from memoria_stream.errors import DatabaseError, IntegrityFailure
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded, select_sql
 
 
 def _float(value: Any) -> float:
@@ -177,10 +177,7 @@ class SQLiteConnection:
 
     async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
                    order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
-        q = self.capabilities.quote
-        sql = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)}"
-        if order_by:
-            sql += f" ORDER BY {', '.join(q(c) for c in order_by)}"
+        sql = select_sql(self.capabilities, table, columns, order_by)
         with _translated(self.url):
             cursor = await self._db.execute(sql)
             try:
