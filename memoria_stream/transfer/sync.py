@@ -1,17 +1,22 @@
 """``copy --sync``: bring a target up to date with a source by moving only the rows that differ.
 
-Both sides are read once as primary keys and row digests (the canonical digests ``verify`` uses),
-at the same time: the source here, inside the snapshot its changed rows are read from later, the
-target in a worker process, so that the two sides' hashing runs on two cores. Each side is spooled
-to a private temporary file partitioned by key (``keyspool.py``), so memory stays flat whatever
-the table sizes, and compared a partition at a time; only the keys that differ are spooled on.
+Both sides are read at once as primary keys and fingerprints (``Connection.fingerprints``): the
+source here, inside the snapshot its changed rows are read from later (with a helper process pinned
+to the same snapshot where hashing it is Python work), the target on a connection of its own. Where
+a table has no memory of the last sync yet (``sync_memory.py``), canonical digests (the ones
+``verify`` uses) are read too. Each side is spooled to private temporary files partitioned by key
+(``keyspool.py``), so memory stays flat whatever the table sizes, and compared a partition at a
+time: against the memory, a key whose prints on both sides are the remembered ones is equal, and
+only the others are compared in full (``_Resolver``).
+
 Then, in one target transaction: deleted and updated keys are removed (children first), inserted
 and updated rows are re-read from the source by key inside the same snapshot and written (parents
-first), sequences are moved past the ids, and the foreign keys of the end state are checked
-before COMMIT. An update is a delete plus an insert of the key: the same on every backend, no
-upsert dialect.
+first; a table the target holds no row of is streamed whole), sequences are moved past the ids,
+and the foreign keys of the end state are checked where the sync could break them, before COMMIT.
+An update is a delete plus an insert of the key: the same on every backend, no upsert dialect. The
+next memory is written beside the old one and replaces it once the transaction has committed.
 
-Reading keys and digests is the floor of the cost; everything beyond grows with the difference.
+Reading keys and prints is the floor of the cost; everything beyond grows with the difference.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
 from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
-from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature
+from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature, sweep
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
 from memoria_stream.transfer.pipeline import channel, fewer_collections, run_stages
@@ -285,6 +290,7 @@ class _Sync:
     def _keepers(self, write: bool) -> dict[str, MemoryWriter]:
         if not write or self._folder is None:
             return {}
+        sweep(self._folder)
         return {name: self._keeper(name) for name in self.names}
 
     def _keeper(self, name: str) -> MemoryWriter:

@@ -22,6 +22,7 @@ import os
 import pickle
 import secrets
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Hashable, Mapping
@@ -31,6 +32,7 @@ from memoria_stream.private import make_private_dirs
 from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped
 
 FORMAT = 1
+STALE_PARTIAL_SECONDS = 24 * 3600
 BUFFERED_KEYS = 20_000
 _TRAILER = struct.Struct(">Q")
 
@@ -49,6 +51,18 @@ def pair_folder(source: DatabaseURL, target: DatabaseURL) -> Path | None:
         return None
     pair = hashlib.sha256(f"{source.identity()}\n=>\n{target.identity()}".encode()).hexdigest()[:32]
     return state_root() / "sync" / pair
+
+
+def sweep(folder: Path | None, older_than: float = STALE_PARTIAL_SECONDS) -> None:
+    """Remove the partial memories a killed sync left in ``folder`` (a running sync's are younger:
+    it writes to its own as it goes)."""
+    if folder is None or not folder.is_dir():
+        return
+    cutoff = time.time() - older_than
+    for path in folder.glob(".*.partial"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def signature(source_columns: Any, target_columns: Any) -> str:

@@ -317,3 +317,22 @@ async def test_a_sync_that_would_orphan_children_changes_nothing(target_backend:
         with pytest.raises(IntegrityFailure, match=f"cluster_id.*{orphaned}.*clusters.id"):
             await sync_database(source, target)
         assert await checksums(target) == before
+
+
+async def test_partial_memories_a_killed_sync_left_are_swept(tmp_path: Path, private_state_dir: Path) -> None:
+    import os
+    import time
+
+    data = build_dataset()
+    source, target = f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'target.db'}"
+    await seed(source, {"agents": data["agents"]})
+    await sync_database(source, target)
+    folder = next(private_state_dir.glob("sync/*"))
+    old, young = folder / ".agents.0123456789ab.partial", folder / ".agents.ba9876543210.partial"
+    old.write_bytes(b"left by a killed sync")
+    young.write_bytes(b"another sync's, running")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    await sync_database(source, target)
+    assert not old.exists() and young.exists()
+    assert "agents.sync" in {p.name for p in folder.iterdir()}
