@@ -54,6 +54,7 @@ Live = dict[str, list[LiveColumn]]
 STALE_MIN_ROWS = 5000  # below this many moved rows, reading them by key beats a second scan
 WHOLE_ROWS = 5000  # rows per batch where a table is copied whole
 FK_LOOKUPS = 2000  # up to this many changed keys, an FK is checked by key rather than by a table scan
+FK_LOOKUPS_MAX = 50_000  # (or up to 1/20 of the child table, but never more than this many: a set of them is held)
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -373,9 +374,11 @@ class _Writer:
             if child in names:
                 for keys in self.changes.read(file, (child, ARRIVE)):
                     await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
-            if fk.parent in names:
+            if fk.parent in names and report[fk.parent].deleted:  # an updated parent is back under its key
+                written = {key for keys in self.changes.read(file, (fk.parent, ARRIVE)) for key in keys}
                 for keys in self.changes.read(file, (fk.parent, REMOVE)):
-                    await self._dangling(child, fk, fk.columns[0], _encoded_keys(self.target, fk.parent, keys))
+                    if gone := [key for key in keys if key not in written]:
+                        await self._dangling(child, fk, fk.columns[0], _encoded_keys(self.target, fk.parent, gone))
         if whole:
             await check_foreign_keys(self.target, sorted(whole), live)
 
@@ -531,7 +534,7 @@ async def _remember_written(source: Connection, target: Connection, name: str, k
 
 def _many(keys: int, table: TableSync) -> bool:
     """Are ``keys`` lookups into ``table`` more than a scan of it? (an index probe costs a few rows)"""
-    return keys > max(FK_LOOKUPS, (table.unchanged + table.inserted + table.updated) // 20)
+    return keys > min(FK_LOOKUPS_MAX, max(FK_LOOKUPS, (table.unchanged + table.inserted + table.updated) // 20))
 
 
 def _catalogue_foreign_keys(live: Live) -> list[tuple[str, ForeignKey]]:
