@@ -27,7 +27,7 @@ from memoria_stream.drivers.base import Connection
 from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
-from memoria_stream.transfer.digests import add_digests, row_digests
+from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.pipeline import fewer_collections
 from memoria_stream.transfer.plans import export_plan
 
@@ -104,14 +104,9 @@ class ChunkFile:
 
 @dataclass
 class Spool(ChunkFile):
-    """One side: per table its row count and checksum; per table and partition its keys and digests."""
+    """One side's keys and prints (or digests): per table its row count; per table and partition chunks."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    sums: dict[str, int] = field(default_factory=dict)
-
-    def same_table(self, other: Spool, name: str) -> bool:
-        return (self.rows.get(name, 0) == other.rows.get(name, 0)
-                and self.sums.get(name, 0) == other.sums.get(name, 0))
 
     def partition(self, file: IO[bytes], name: str, part: int) -> Iterator[tuple[Key, bytes]]:
         for keys, digests in self.read(file, (name, part)):
@@ -193,13 +188,12 @@ async def _scan_digests(conn: Connection, name: str, spool: Spool, writer: _Part
     plan = export_plan(name, await conn.columns(name), conn.capabilities)
     columns = plan.layout.columns
     key_at = _key_position(name, columns)
-    rows, checksum = 0, 0
+    rows = 0
     async for raw in conn.read(name, columns, batch_rows=SCAN_ROWS):
         batch = plan.decode(raw)
-        digests = row_digests(columns, batch)
-        writer.add(name, _keys(name, [row[key_at] for row in batch]), digests)
-        rows, checksum = rows + len(batch), add_digests(checksum, digests)
-    spool.rows[name], spool.sums[name] = rows, checksum
+        writer.add(name, _keys(name, [row[key_at] for row in batch]), row_digests(columns, batch))
+        rows += len(batch)
+    spool.rows[name] = rows
 
 
 def _key_position(name: str, columns: Sequence[str]) -> int:
