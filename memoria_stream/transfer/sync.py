@@ -364,17 +364,17 @@ class _Writer:
         checked whole (``load.check_foreign_keys``)."""
         whole, report = set(), self.job.report.tables
         for child, fk in _catalogue_foreign_keys(live):
-            arrived, removed = report[child].inserted + report[child].updated, 0
-            if fk.parent in report:
-                removed = report[fk.parent].deleted + report[fk.parent].updated
-            if (child in self.job.whole or _many(arrived + removed, report[child])
+            # Tables this sync did not compare (only the target has them) changed by nothing.
+            mine, parent = report.get(child) or TableSync(child), report.get(fk.parent) or TableSync(fk.parent)
+            arrived, removed = mine.inserted + mine.updated, parent.deleted + parent.updated
+            if (child in self.job.whole or _many(arrived + removed, mine)
                     or (fk.parent in names and fk.parent_columns[0] != _primary_key(fk.parent))):
                 whole |= {child, fk.parent}  # one pass over the table costs less than so many lookups
                 continue
             if child in names:
                 for keys in self.changes.read(file, (child, ARRIVE)):
                     await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
-            if fk.parent in names and report[fk.parent].deleted:  # an updated parent is back under its key
+            if fk.parent in names and parent.deleted:  # an updated parent is back under its key
                 written = {key for keys in self.changes.read(file, (fk.parent, ARRIVE)) for key in keys}
                 for keys in self.changes.read(file, (fk.parent, REMOVE)):
                     if gone := [key for key in keys if key not in written]:
