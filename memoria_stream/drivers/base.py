@@ -147,6 +147,19 @@ class Connection(Protocol):
         whether a row changed since, never whether two databases agree (``copy --sync``'s memory)."""
         ...
 
+    async def fingerprint_summary(self, table: str, key: str,
+                                  columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
+        """(rows, sum) over the table of the signed 64-bit head of md5(key as text, "/", fingerprint)
+        (``keyspool.summary_of``), computed by the server without sending a row; None where the
+        fingerprints are computed in the client anyway."""
+        ...
+
+    async def fingerprint_scope(self, table: str) -> str:
+        """What ``fingerprints`` of ``table`` are only comparable within (the same cluster, database,
+        relation…; empty where a fingerprint hashes the row's values): remembered with them, and a
+        memory taken within another scope is not used."""
+        ...
+
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """Insert one batch of rows already encoded with ``capabilities.encoders``."""
         ...

@@ -318,6 +318,13 @@ class MySQLConnection:
             finally:
                 await shielded(cursor.close())
 
+    async def fingerprint_summary(self, table: str, key: str,
+                                  columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
+        return None
+
+    async def fingerprint_scope(self, table: str) -> str:
+        return ""  # a fingerprint hashes the row's values: comparable whenever they are
+
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         if not rows:
             return

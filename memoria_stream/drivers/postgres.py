@@ -84,6 +84,11 @@ def _ssl_option(url: DatabaseURL) -> str | None:
     return mode
 
 
+# A row version (see ``fingerprints``): digits, parentheses and a comma, so the same bytes as text.
+_PRINT_TEXT = "xmin::text || ctid::text"
+_PRINT = f"({_PRINT_TEXT})::bytea"
+
+
 class PostgresConnection:
     capabilities = CAPABILITIES
     deferred_foreign_keys = False
@@ -204,12 +209,10 @@ class PostgresConnection:
                            share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # A row version's identity, not its content: every UPDATE writes a new tuple with the writing
         # transaction's id (xmin) at some place (ctid), so an unchanged (xmin, ctid) is an unchanged row,
-        # read without detoasting or hashing a byte. xmin is unique within a cluster up to wraparound:
-        # the prefix names the cluster, the database, the table and the current 2^31-xid era, so any of
-        # those moving makes every row look changed (compared in full), never the other way round.
+        # read without detoasting or hashing a byte. xmin is unique within a cluster up to wraparound,
+        # which ``fingerprint_scope`` accounts for once per table rather than in every row's bytes.
         q = self.capabilities.quote
-        prefix = await self._version_prefix(table)  # digits and slashes only: safe as a literal
-        sql = f"SELECT {q(key)}, convert_to('{prefix}' || xmin::text || '/' || ctid::text, 'UTF8') FROM {q(table)}"
+        sql = f"SELECT {q(key)}, {_PRINT} FROM {q(table)}"
         if keys is not None:
             found = await self.fetch(f"{sql} WHERE {q(key)} = ANY($1)", list(keys))
             yield [r[0] for r in found], [r[1] for r in found]
@@ -219,12 +222,22 @@ class PostgresConnection:
         async for rows in self._stream(sql, batch_rows):
             yield [r[0] for r in rows], [r[1] for r in rows]
 
-    async def _version_prefix(self, table: str) -> str:
+    async def fingerprint_summary(self, table: str, key: str,
+                                  columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
+        q = self.capabilities.quote
+        head = f"('x' || left(md5({q(key)}::text || '/' || {_PRINT_TEXT}), 16))::bit(64)::bigint"
+        count, total = (await self.fetch(f"SELECT count(*), coalesce(sum({head}), 0)::text FROM {q(table)}"))[0]
+        return int(count), int(total)
+
+    async def fingerprint_scope(self, table: str) -> str:
+        # The cluster, the database, the table and the current 2^31-xid era: any of them moving (a
+        # restored or re-initialised cluster, a recreated table, wraparound) makes every row look
+        # changed — compared in full — never the other way round.
         row = (await self.fetch(
             "SELECT (SELECT system_identifier FROM pg_control_system()), "
             "(SELECT oid FROM pg_database WHERE datname = current_database()), $1::regclass::oid, "
             "txid_snapshot_xmax(txid_current_snapshot()) >> 31", self.capabilities.quote(table)))[0]
-        return "/".join(str(int(v)) for v in row) + "/"
+        return "/".join(str(int(v)) for v in row)
 
     async def _stream(self, sql: str, batch_rows: int) -> AsyncIterator[list[Row]]:
         if self._conn.is_in_transaction():

@@ -222,6 +222,13 @@ class SQLiteConnection:
         finally:
             self._db.text_factory = str
 
+    async def fingerprint_summary(self, table: str, key: str,
+                                  columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
+        return None
+
+    async def fingerprint_scope(self, table: str) -> str:
+        return ""  # a fingerprint hashes the row's values: comparable whenever they are
+
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         q = self.capabilities.quote
         sql = (f"INSERT INTO {q(table)} ({', '.join(q(c) for c in columns)}) "

@@ -16,11 +16,12 @@ import os
 import pickle
 import zlib
 from bisect import bisect_right
-from itertools import chain, compress
+from itertools import compress
 from dataclasses import dataclass, field
-from operator import itemgetter, not_
+from operator import and_, eq, itemgetter, not_
 from pathlib import Path
 from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence
+from hashlib import md5
 from zlib import crc32
 
 from memoria_stream.drivers.base import Connection
@@ -43,6 +44,14 @@ def partition_of(key: Key) -> int:
     if type(key) is int:
         return key % PARTITIONS
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
+
+
+def summary_of(keys: Sequence[Key], prints: Sequence[bytes]) -> tuple[int, int]:
+    """(count, sum) of the signed 64-bit head of md5(key text, "/", print) over the pairs: what a
+    server sums over a table without sending a row (``Connection.fingerprint_summary``)."""
+    heads = (md5(b"%s/%s" % (str(key).encode("utf-8", "surrogatepass"), print_)).digest()[:8]
+             for key, print_ in zip(keys, prints))
+    return len(keys), sum(int.from_bytes(head, "big", signed=True) for head in heads)
 
 
 def grouped(keys: list[Key], *columns: list[Any]) -> Iterator[tuple[int, list[list[Any]]]]:
@@ -92,14 +101,22 @@ class ChunkFile:
         return open(self.path, "rb")
 
     def write(self, file: IO[bytes], group: Hashable, chunk: Any) -> None:
-        data = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
-        self.index.setdefault(group, []).append((file.tell(), len(data)))
-        file.write(data)
+        self.write_pickled(file, group, pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
 
     def read(self, file: IO[bytes], group: Hashable) -> Iterator[Any]:
+        return map(pickle.loads, self.pickled(file, group))
+
+    def pickled(self, file: IO[bytes], group: Hashable) -> list[bytes]:
+        """The chunks of ``group`` as they are stored (to carry them into another file unopened)."""
+        found = []
         for offset, length in self.index.get(group, ()):
             file.seek(offset)
-            yield pickle.loads(file.read(length))
+            found.append(file.read(length))
+        return found
+
+    def write_pickled(self, file: IO[bytes], group: Hashable, data: bytes) -> None:
+        self.index.setdefault(group, []).append((file.tell(), len(data)))
+        file.write(data)
 
 
 @dataclass
@@ -273,7 +290,10 @@ class Side:
 class Keeper(Protocol):
     """Where the keys found equal go (the next memory of their table)."""
 
-    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]]) -> None: ...
+    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]],
+                  summary: tuple[int, int] | None = None) -> None: ...
+
+    def add_pickled(self, part: int, chunks: list[bytes], summary: tuple[int, int]) -> None: ...
 
 
 class Remembering(Protocol):
@@ -281,7 +301,17 @@ class Remembering(Protocol):
 
     def open(self) -> IO[bytes]: ...
 
+    # The target was found to hold exactly the remembered (key, print) pairs (by its summary): its
+    # prints are the remembered ones, not read.
+    target_unchanged: bool
+
     def partition(self, file: IO[bytes], part: int) -> Remembered: ...
+
+    def pickled(self, file: IO[bytes], group: Hashable) -> list[bytes]: ...
+
+    def summary(self, part: int) -> tuple[int, int]:
+        """``summary_of`` the partition's keys and remembered target prints."""
+        ...
 
 
 Remembered = tuple[list[Key], list[bytes], list[bytes]]  # keys, source prints, target prints
@@ -299,10 +329,17 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
         for name in names:
             memory = memories.get(name)
             remembered = stack.enter_context(memory.open()) if memory is not None else None
-            classifier = _Classifier(changes, out, name, keepers.get(name))
+            keeper = keepers.get(name)
+            classifier = _Classifier(changes, out, name, keeper)
             for part in range(PARTITIONS):
-                known = memory.partition(remembered, part) if memory is not None and remembered else None
-                classifier.partition(part, ours, theirs, known)
+                if memory is None or remembered is None:
+                    classifier.by_digests(part, ours, theirs)
+                    continue
+                known = memory.partition(remembered, part)
+                theirs_now = (known[0], known[2]) if memory.target_unchanged else theirs.prints_in_columns(name, part)
+                if classifier.by_memory(part, ours.prints_in_columns(name, part), theirs_now, known,
+                                        memory.summary(part)) and keeper:
+                    keeper.add_pickled(part, memory.pickled(remembered, part), memory.summary(part))  # as it is
             counts[name] = classifier.finish()
     return counts
 
@@ -318,6 +355,18 @@ def joined(source: Sequence[Scan], target: Scan, name: str) -> Iterator[tuple[in
             yield part, (keys, [mine[key] for key in keys], [other[key] for key in keys])
 
 
+def _as_remembered(now: tuple[list[Key], list[bytes]], keys: list[Key], prints: list[bytes]) -> bool:
+    """Are the keys and prints read ``now`` exactly the remembered ones? Most often they come in the
+    remembered order (both are in scan order): two list comparisons in C, no dict built."""
+    now_keys, now_prints = now
+    if len(now_keys) != len(keys):
+        return False
+    if now_keys == keys:
+        return now_prints == prints
+    found = dict(zip(now_keys, now_prints))  # (keys are unique: equal lengths, so the same key sets if all found)
+    return list(map(found.get, keys)) == prints
+
+
 class _Classifier:
     """The keys of one table, compared a partition at a time; differing keys batched into ``changes``."""
 
@@ -326,13 +375,7 @@ class _Classifier:
         self.counts = Counts()
         self.batches: dict[str, list[Any]] = {REMOVE: [], ARRIVE: [], SUSPECT: []}
 
-    def partition(self, part: int, ours: Side, theirs: Side, known: Remembered | None) -> None:
-        if known is None:
-            self._by_digests(part, ours, theirs)
-        else:
-            self._by_memory(part, ours, theirs, known)
-
-    def _by_digests(self, part: int, ours: Side, theirs: Side) -> None:
+    def by_digests(self, part: int, ours: Side, theirs: Side) -> None:
         """Without a memory: a key on both sides is equal when its canonical digests are."""
         mine, old = ours.prints_of(self.name, part), theirs.prints_of(self.name, part)
         my_digests, old_digests = ours.digests_of(self.name, part), theirs.digests_of(self.name, part)
@@ -355,24 +398,27 @@ class _Classifier:
             self._add(REMOVE, key)
         self._keep(part, kept)
 
-    def _by_memory(self, part: int, ours: Side, theirs: Side, known: Remembered) -> None:
+    def by_memory(self, part: int, ours_now: tuple[list[Key], list[bytes]], theirs_now: tuple[list[Key], list[bytes]],
+                  known: Remembered, summary: tuple[int, int]) -> bool:
         """With a memory: a key whose prints on both sides are the remembered ones is unchanged on
         both sides, so still equal. The dicts compare in C; only keys that appeared, went or moved
-        on either side get a step in Python."""
+        on either side get a step in Python. True where the whole partition is as remembered (then
+        nothing is kept here: the caller carries the remembered partition over as it is)."""
         keys, remembered_ours, remembered_theirs = known
-        now_ours = dict(zip(*ours.prints_in_columns(self.name, part)))
-        now_theirs = dict(zip(*theirs.prints_in_columns(self.name, part)))
-        was_ours, was_theirs = dict(zip(keys, remembered_ours)), dict(zip(keys, remembered_theirs))
-        if now_ours == was_ours and now_theirs == was_theirs:
-            self._keep(part, known)
-            return
-        touched = {key for key, _ in chain(now_ours.items() - was_ours.items(), was_ours.items() - now_ours.items(),
-                                           now_theirs.items() - was_theirs.items(),
-                                           was_theirs.items() - now_theirs.items())}
-        untouched = list(map(not_, map(touched.__contains__, keys)))
-        self._keep(part, tuple(list(compress(column, untouched)) for column in known))
+        if _as_remembered(ours_now, keys, remembered_ours) and _as_remembered(theirs_now, keys, remembered_theirs):
+            return True
+        now_ours, now_theirs, was = dict(zip(*ours_now)), dict(zip(*theirs_now)), dict.fromkeys(keys)
+        # Moved: remembered keys whose print is another now (or none: gone); appeared: keys not remembered.
+        untouched = list(map(eq, map(now_ours.get, keys), remembered_ours))
+        untouched = list(map(and_, untouched, map(eq, map(now_theirs.get, keys), remembered_theirs)))
+        dropped = list(map(not_, untouched))
+        touched = set(compress(keys, dropped)) | (now_ours.keys() - was.keys()) | (now_theirs.keys() - was.keys())
+        gone = summary_of(list(compress(keys, dropped)), list(compress(remembered_theirs, dropped)))
+        self._keep(part, tuple(list(compress(column, untouched)) for column in known),
+                   (summary[0] - gone[0], summary[1] - gone[1]))
         for key in touched:
             self._classify_touched(key, now_ours.get(key), now_theirs.get(key))
+        return False
 
     def _classify_touched(self, key: Key, mine: bytes | None, other: bytes | None) -> None:
         if mine is None and other is None:
@@ -387,9 +433,9 @@ class _Classifier:
             self.counts.suspect += 1
             self._add(SUSPECT, (key, mine, other))
 
-    def _keep(self, part: int, kept: Any) -> None:
+    def _keep(self, part: int, kept: Any, summary: tuple[int, int] | None = None) -> None:
         if self.keeper is not None:
-            self.keeper.add_chunk(part, kept)
+            self.keeper.add_chunk(part, kept, summary)
 
     def finish(self) -> Counts:
         for kind, keys in self.batches.items():

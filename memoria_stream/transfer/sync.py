@@ -253,7 +253,7 @@ class _Sync:
         fresh = [n for n in present if n not in memories]
         source = Scan(names, fresh, Spool(folder / "source"), Spool(folder / "source-digests"))
         target = Scan(present, fresh, Spool(folder / "target"), Spool(folder / "target-digests"))
-        sources, target = await self._scan_both(source, target)
+        sources, target = await self._scan_both(source, target, memories)
         counts = await anyio.to_thread.run_sync(compare, sources, target, names, memories, keepers, changes)
         rows: dict[str, int] = {}
         for one in sources:
@@ -283,8 +283,8 @@ class _Sync:
 
     async def _memories(self, names: list[str]) -> dict[str, TableMemory]:
         """The memory of each table that has one for this pair and these columns."""
-        self._signatures = {name: signature(_described(await self.source.columns(name)),
-                                            _described(await self.target.columns(name))) for name in self.names}
+        self._signatures = {name: signature(await _taken_over(self.source, name), await _taken_over(self.target, name))
+                            for name in self.names}
         found = {name: load(self._folder, name, self._signatures[name]) for name in names}
         return {name: memory for name, memory in found.items() if memory is not None}
 
@@ -298,18 +298,23 @@ class _Sync:
         assert self._folder is not None
         return MemoryWriter(self._folder, name, self._signatures[name])
 
-    async def _scan_both(self, source: Scan, target: Scan) -> tuple[list[Scan], Scan]:
+    async def _scan_both(self, source: Scan, target: Scan,
+                         memories: dict[str, TableMemory]) -> tuple[list[Scan], Scan]:
         """Both sides at once; returns the source's scans and the target's. The target is read in a
         worker process (on its own connection, before this one writes anything), unless it lives in
-        this process; the source's fingerprints are shared with the helper process, if there is one."""
+        this process, and only where it does not hold exactly what the memory says; the source's
+        fingerprints are shared with the helper process, if there is one."""
         sources = [source]
 
         async def scan_target() -> None:
             nonlocal target
-            if self.target.url.is_memory:
-                await scan(self.target, target)
+            as_remembered = await self._target_as_remembered(memories)
+            target.printed = [name for name in target.printed if name not in as_remembered]
+            if self.target.url.is_memory or not (target.printed or target.digested):
+                await scan(self.target, target)  # here: a database in this process, or nothing left to read
             else:
                 target = await scan_in_worker(self.report.target, target)
+            target.prints.rows.update(as_remembered)
 
         async def scan_helped() -> None:
             assert self.helper is not None
@@ -324,6 +329,18 @@ class _Sync:
         with fewer_collections():
             await run_stages(*stages)
         return sources, target
+
+    async def _target_as_remembered(self, memories: dict[str, TableMemory]) -> dict[str, int]:
+        """The tables whose target rows are exactly the remembered (key, print) pairs, by a summary
+        the server computes (a staging target nobody writes to), with their row counts: their
+        prints need not be read."""
+        found = {}
+        for name, memory in memories.items():
+            summary = await self.target.fingerprint_summary(name, _primary_key(name), await self.target.columns(name))
+            if summary is not None and summary == memory.target_summary:
+                memory.target_unchanged = True
+                found[name] = summary[0]
+        return found
 
     def _count(self, rows: dict[str, int], counts: dict[str, Counts], memories: dict[str, TableMemory]) -> None:
         for name in self.names:
@@ -549,8 +566,10 @@ def _catalogue_foreign_keys(live: Live) -> list[tuple[str, ForeignKey]]:
     return found
 
 
-def _described(columns: list[LiveColumn]) -> list[tuple[str, str, str]]:
-    return [(c.name, c.type.value, c.declared_type) for c in columns]
+async def _taken_over(conn: Connection, name: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """What one side's fingerprints of ``name`` depend on: their scope and the columns."""
+    columns = [(c.name, c.type.value, c.declared_type) for c in await conn.columns(name)]
+    return await conn.fingerprint_scope(name) if columns else "", columns  # no columns: no such table
 
 
 async def _rows_by_key(conn: Connection, plan: ExportPlan, keys: list[Any]) -> list[Row]:

@@ -29,9 +29,9 @@ from typing import IO, Any, Hashable, Mapping
 
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.private import make_private_dirs
-from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped
+from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped, summary_of
 
-FORMAT = 1
+FORMAT = 2  # 2: PostgreSQL fingerprints without their scope, which the signature holds
 STALE_PARTIAL_SECONDS = 24 * 3600
 BUFFERED_KEYS = 20_000
 _TRAILER = struct.Struct(">Q")
@@ -72,9 +72,18 @@ def signature(source_columns: Any, target_columns: Any) -> str:
 
 @dataclass
 class TableMemory(ChunkFile):
-    """One table's remembered keys, read a partition at a time."""
+    """One table's remembered keys, read a partition at a time, and per partition ``summary_of``
+    its keys and target prints (so that a target that still holds exactly those is not read)."""
 
-    rows: int = 0
+    summaries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    target_unchanged: bool = False  # set once the target's own summary was found equal
+
+    @property
+    def target_summary(self) -> tuple[int, int]:
+        return sum(c for c, _ in self.summaries.values()), sum(s for _, s in self.summaries.values())
+
+    def summary(self, part: int) -> tuple[int, int]:
+        return self.summaries.get(part, (0, 0))
 
     def partition(self, file: IO[bytes], part: int) -> tuple[list[Key], list[bytes], list[bytes]]:
         """One partition's keys with their remembered source and target prints (three aligned lists)."""
@@ -100,7 +109,7 @@ def load(folder: Path | None, name: str, expected: str) -> TableMemory | None:
         return None  # none, or cut short: compare in full, as without one
     if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("signature") != expected:
         return None
-    return TableMemory(path, header["index"], header["rows"])
+    return TableMemory(path, header["index"], header["summaries"])
 
 
 @dataclass
@@ -111,10 +120,10 @@ class MemoryWriter:
     name: str
     signature: str
     chunks: ChunkFile = field(init=False)
-    rows: int = 0
     _file: IO[bytes] | None = None
     _buffers: dict[int, tuple[list[Key], list[bytes], list[bytes]]] = field(default_factory=dict)
     _buffered: int = 0
+    _summaries: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         make_private_dirs(self.folder)
@@ -128,22 +137,34 @@ class MemoryWriter:
             buffer[0].extend(some_keys)
             buffer[1].extend(some_ours)
             buffer[2].extend(some_theirs)
-        self.rows += len(keys)
+            self._summed(part, summary_of(some_keys, some_theirs))
         self._buffered += len(keys)
         if self._buffered >= BUFFERED_KEYS:
             self._flush()
 
-    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]]) -> None:
-        """A partition's entries at once (the classifier's unchanged keys)."""
+    def add_chunk(self, part: int, chunk: tuple[list[Key], list[bytes], list[bytes]],
+                  summary: tuple[int, int] | None = None) -> None:
+        """A partition's entries at once (the classifier's unchanged keys), with their summary where known."""
         assert self._file is not None
         if chunk[0]:
             self.chunks.write(self._file, part, chunk)
-            self.rows += len(chunk[0])
+            self._summed(part, summary or summary_of(chunk[0], chunk[2]))
+
+    def add_pickled(self, part: int, chunks: list[bytes], summary: tuple[int, int]) -> None:
+        """A partition's entries as another memory file stores them (kept unchanged), with their summary."""
+        assert self._file is not None
+        for data in chunks:
+            self.chunks.write_pickled(self._file, part, data)
+        self._summed(part, summary)
+
+    def _summed(self, part: int, summary: tuple[int, int]) -> None:
+        count, total = self._summaries.get(part, (0, 0))
+        self._summaries[part] = (count + summary[0], total + summary[1])
 
     def commit(self) -> None:
         self._flush()
         assert self._file is not None
-        header: dict[Hashable, Any] = {"format": FORMAT, "signature": self.signature, "rows": self.rows,
+        header: dict[Hashable, Any] = {"format": FORMAT, "signature": self.signature, "summaries": self._summaries,
                                        "index": self.chunks.index}
         at = self._file.tell()
         self._file.write(pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))

@@ -6,6 +6,7 @@ from typing import Any
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection
+from memoria_stream.transfer.keyspool import summary_of
 
 from support.copy_support import seed
 from support.dataset import build_dataset
@@ -39,3 +40,20 @@ async def test_a_print_moves_with_its_row_only_and_shares_cover_every_row_once(d
         await conn.execute(f"UPDATE {q(TABLE)} SET {q('total_chars')} = 987654 WHERE {q(KEY)} = {slot}", ids[1])
         after = await _prints(conn)
         assert {k for k in ids if after[k] != before[k]} == {ids[0], ids[1]}
+
+
+async def test_a_server_summary_equals_the_summary_of_the_prints_it_sends(db_url: str) -> None:
+    data = build_dataset()
+    await seed(db_url, {"clusters": data["clusters"]})
+    async with connect(db_url) as conn:
+        summary = await conn.fingerprint_summary(TABLE, KEY, await conn.columns(TABLE))
+        if conn.capabilities.fingerprints_in_client:
+            assert summary is None  # hashed here anyway: nothing to save
+            return
+        if summary is None:
+            return  # this server does not sum: the prints are read
+        prints = await _prints(conn)
+        assert summary == summary_of(list(prints), list(prints.values())) and summary[0] == len(data["clusters"])
+        q, slot = conn.capabilities.quote, conn.capabilities.placeholders(1)
+        await conn.execute(f"UPDATE {q(TABLE)} SET {q('weight')} = 0.25 WHERE {q(KEY)} = {slot}", min(prints))
+        assert await conn.fingerprint_summary(TABLE, KEY, await conn.columns(TABLE)) != summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from memoria_stream.model.types import JSON_NULL
 from memoria_stream.transfer.digests import row_digest, row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, KEYS_PER_BATCH, PARTITIONS, REMOVE, SUSPECT, Changes, Counts, Scan, Spool, _PartitionedWriter, compare,
-    partition_of)
+    partition_of, summary_of)
 from memoria_stream.transfer.scan_worker import scan_in_worker
+from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load
 
 
 def test_row_digests_equal_row_digest_on_every_kind_of_value() -> None:
@@ -52,11 +54,13 @@ def _scan(path: Path, prints: dict[str, dict[Any, bytes]], digests: dict[str, di
 
 
 def _classify(tmp_path: Path, source: dict[Any, bytes], target: dict[Any, bytes],
-              memory: dict[Any, tuple[bytes, bytes]] | None) -> tuple[Counts, dict[str, list[Any]], list[Any]]:
+              memory: dict[Any, tuple[bytes, bytes]] | None,
+              *, target_unchanged: bool = False) -> tuple[Counts, dict[str, list[Any]], list[Any]]:
     """``compare`` of one table ``t`` whose prints are also its digests; returns the counts, the
-    batches of each kind, and the keys kept as equal."""
-    changes, kept = Changes(tmp_path / "changes"), _Kept()
-    memories = {"t": _Memory(memory)} if memory is not None else {}
+    batches of each kind, and the keys kept as equal — after checking that the next memory written
+    from them sums its target prints right (what a server's summary is compared with)."""
+    changes, kept = Changes(tmp_path / "changes"), _Kept(tmp_path / "next")
+    memories = {"t": _remembered(tmp_path / "memory", memory, target_unchanged)} if memory is not None else {}
     digested = {} if memory is not None else {"t": source}
     counts = compare([_scan(tmp_path / "s", {"t": source}, digested)],
                      _scan(tmp_path / "t", {"t": target}, {} if memory is not None else {"t": target}),
@@ -64,30 +68,48 @@ def _classify(tmp_path: Path, source: dict[Any, bytes], target: dict[Any, bytes]
     with changes.open() as file:
         batches = {kind: list(changes.read(file, ("t", kind))) for kind in (REMOVE, ARRIVE, SUSPECT)}
     assert all(len(b) <= KEYS_PER_BATCH for bs in batches.values() for b in bs)
+    kept.check()
     return counts["t"], {k: sum(v, []) for k, v in batches.items()}, kept.keys
 
 
-class _Kept:
-    def __init__(self) -> None:
-        self.keys: list[Any] = []
+def _remembered(folder: Path, entries: dict[Any, tuple[bytes, bytes]], target_unchanged: bool) -> TableMemory:
+    writer = MemoryWriter(folder, "t", "columns")
+    if entries:
+        writer.add(list(entries), [s for s, _ in entries.values()], [t for _, t in entries.values()])
+    writer.commit()
+    memory = load(folder, "t", "columns")
+    assert memory is not None
+    memory.target_unchanged = target_unchanged
+    return memory
 
-    def add_chunk(self, part: int, chunk: tuple[list[Any], list[bytes], list[bytes]]) -> None:
+
+class _Kept:
+    """The next memory: written for real, and the keys it was given."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.writer, self.keys = folder, MemoryWriter(folder, "t", "columns"), []
+
+    def add_chunk(self, part: int, chunk: tuple[list[Any], list[bytes], list[bytes]],
+                  summary: tuple[int, int] | None = None) -> None:
         assert all(partition_of(k) == part for k in chunk[0])
         self.keys += chunk[0]
+        self.writer.add_chunk(part, chunk, summary)
 
+    def add_pickled(self, part: int, chunks: list[bytes], summary: tuple[int, int]) -> None:
+        for chunk in map(pickle.loads, chunks):
+            assert all(partition_of(k) == part for k in chunk[0])
+            self.keys += chunk[0]
+        self.writer.add_pickled(part, chunks, summary)
 
-class _Memory:
-    def __init__(self, entries: dict[Any, tuple[bytes, bytes]]) -> None:
-        self.entries = entries
-
-    def open(self) -> Any:
-        import contextlib
-        import io
-        return contextlib.nullcontext(io.BytesIO(b"unused"))
-
-    def partition(self, file: Any, part: int) -> tuple[list[Any], list[bytes], list[bytes]]:
-        mine = [(k, s, t) for k, (s, t) in self.entries.items() if partition_of(k) == part]
-        return tuple(map(list, zip(*mine))) or ([], [], [])  # type: ignore[return-value]
+    def check(self) -> None:
+        self.writer.commit()
+        memory = load(self.folder, "t", "columns")
+        assert memory is not None
+        with memory.open() as file:
+            parts = [memory.partition(file, part) for part in range(PARTITIONS)]
+        assert sorted(k for keys, _, _ in parts for k in keys) == sorted(self.keys)
+        assert memory.target_summary == summary_of([k for keys, _, _ in parts for k in keys],
+                                                   [t for _, _, theirs in parts for t in theirs])
 
 
 def test_compare_without_a_memory_classifies_each_key_by_digest(tmp_path: Path) -> None:
@@ -112,6 +134,17 @@ def test_compare_with_a_memory_suspects_every_key_that_moved_on_either_side(tmp_
     assert sorted(batches[ARRIVE]) == [0, 2000] and batches[REMOVE] == [3000]
     assert sorted(batches[SUSPECT]) == [(5, b"moved", b"t5"), (7, b"s7", b"moved"), (9, b"t9", b"s9")]
     assert sorted(kept) == [k for k in range(1, 1000) if k not in (5, 7, 9)]
+
+
+def test_a_target_that_holds_what_was_remembered_is_not_read(tmp_path: Path) -> None:
+    memory = {k: (b"s%d" % k, b"t%d" % k) for k in range(1000)}
+    source = {k: b"s%d" % k for k in range(1000)} | {5: b"moved", 2000: b"new"}
+    del source[3]
+    # Its summary matched: whatever a scan of it would say is not asked (here: nothing at all).
+    counts, batches, kept = _classify(tmp_path, source, {}, memory, target_unchanged=True)
+    assert counts == Counts(inserted=1, updated=0, deleted=1, suspect=1)
+    assert batches[ARRIVE] == [2000] and batches[REMOVE] == [3] and batches[SUSPECT] == [(5, b"moved", b"t5")]
+    assert sorted(kept) == [k for k in range(1000) if k not in (3, 5)]
 
 
 async def test_a_failing_worker_raises_its_error_here(tmp_path: Path) -> None:
