@@ -407,13 +407,21 @@ class _Classifier:
         keys, remembered_ours, remembered_theirs = known
         if _as_remembered(ours_now, keys, remembered_ours) and _as_remembered(theirs_now, keys, remembered_theirs):
             return True
-        now_ours, now_theirs, was = dict(zip(*ours_now)), dict(zip(*theirs_now)), dict.fromkeys(keys)
+        now_ours, was = dict(zip(*ours_now)), dict.fromkeys(keys)
         # Moved: remembered keys whose print is another now (or none: gone); appeared: keys not remembered.
         untouched = list(map(eq, map(now_ours.get, keys), remembered_ours))
-        untouched = list(map(and_, untouched, map(eq, map(now_theirs.get, keys), remembered_theirs)))
+        appeared = now_ours.keys() - was.keys()
+        now_theirs: dict[Key, bytes] | None = None
+        if theirs_now[1] is not remembered_theirs:  # read, not taken as remembered (``target_unchanged``)
+            now_theirs = dict(zip(*theirs_now))
+            untouched = list(map(and_, untouched, map(eq, map(now_theirs.get, keys), remembered_theirs)))
+            appeared |= now_theirs.keys() - was.keys()
         dropped = list(map(not_, untouched))
-        touched = set(compress(keys, dropped)) | (now_ours.keys() - was.keys()) | (now_theirs.keys() - was.keys())
-        gone = summary_of(list(compress(keys, dropped)), list(compress(remembered_theirs, dropped)))
+        moved, moved_theirs = list(compress(keys, dropped)), list(compress(remembered_theirs, dropped))
+        if now_theirs is None:
+            now_theirs = dict(zip(moved, moved_theirs))
+        touched = set(moved) | appeared
+        gone = summary_of(moved, moved_theirs)
         self._keep(part, tuple(list(compress(column, untouched)) for column in known),
                    (summary[0] - gone[0], summary[1] - gone[1]))
         for key in touched:

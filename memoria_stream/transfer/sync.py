@@ -188,6 +188,14 @@ class _Sync:
         self.whole: set[str] = set()  # tables the target holds no row of: copied whole, not by key
         self.source_scans: list[Scan] = []
         self.spools = Path()
+        self._described: dict[tuple[int, str], list[LiveColumn]] = {}
+
+    async def columns(self, conn: Connection, name: str) -> list[LiveColumn]:
+        """``conn.columns(name)``, asked once per sync (no DDL runs once the comparison starts)."""
+        found = self._described.get((id(conn), name))
+        if found is None:
+            found = self._described[(id(conn), name)] = await conn.columns(name)
+        return found
 
     async def run(self, tables: Sequence[str] | None) -> None:
         run = RunReport("sync")
@@ -283,8 +291,8 @@ class _Sync:
 
     async def _memories(self, names: list[str]) -> dict[str, TableMemory]:
         """The memory of each table that has one for this pair and these columns."""
-        self._signatures = {name: signature(await _taken_over(self.source, name), await _taken_over(self.target, name))
-                            for name in self.names}
+        self._signatures = {name: signature(await self._taken_over(self.source, name),
+                                            await self._taken_over(self.target, name)) for name in self.names}
         found = {name: load(self._folder, name, self._signatures[name]) for name in names}
         return {name: memory for name, memory in found.items() if memory is not None}
 
@@ -330,13 +338,18 @@ class _Sync:
             await run_stages(*stages)
         return sources, target
 
+    async def _taken_over(self, conn: Connection, name: str) -> tuple[str, list[tuple[str, str, str]]]:
+        """What one side's fingerprints of ``name`` depend on: their scope and the columns."""
+        columns = [(c.name, c.type.value, c.declared_type) for c in await self.columns(conn, name)]
+        return await conn.fingerprint_scope(name) if columns else "", columns  # no columns: no such table
+
     async def _target_as_remembered(self, memories: dict[str, TableMemory]) -> dict[str, int]:
         """The tables whose target rows are exactly the remembered (key, print) pairs, by a summary
         the server computes (a staging target nobody writes to), with their row counts: their
         prints need not be read."""
         found = {}
         for name, memory in memories.items():
-            summary = await self.target.fingerprint_summary(name, _primary_key(name), await self.target.columns(name))
+            summary = await self.target.fingerprint_summary(name, _primary_key(name), await self.columns(self.target, name))
             if summary is not None and summary == memory.target_summary:
                 memory.target_unchanged = True
                 found[name] = summary[0]
@@ -431,7 +444,7 @@ class _Writer:
                                       *_encoded_keys(self.target, name, keys))
 
     async def _insert(self, name: str, plan: ImportPlan, file: IO[bytes]) -> None:
-        source_plan = export_plan(name, await self.source.columns(name), self.source.capabilities)
+        source_plan = export_plan(name, await self.job.columns(self.source, name), self.source.capabilities)
         if name in self.job.whole:
             await self._copy_whole(name, plan, source_plan)
         else:
@@ -475,9 +488,16 @@ class _Writer:
                                     "rows inside the same snapshot; nothing was changed")
             await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
             if name in self.keepers:
-                await _remember_written(self.source, self.target, name, keys, self.keepers[name])
+                await self._remember_written(name, keys, self.keepers[name])
             if self.job.on_batch:
                 self.job.on_batch(name, len(rows), approximate_bytes(rows))
+
+    async def _remember_written(self, name: str, keys: list[Key], keeper: MemoryWriter) -> None:
+        """Remember rows just written: the source's prints (same snapshot) and the target's (own transaction)."""
+        ours = await _prints_by_key(self.source, name, await self.job.columns(self.source, name), keys)
+        theirs = await _prints_by_key(self.target, name, await self.job.columns(self.target, name), keys)
+        kept = [key for key in keys if key in ours and key in theirs]
+        keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
 
     def _settle_losses(self, plans: dict[str, ImportPlan]) -> None:
         """As ``copy``: refuse values a target column would store changed, unless ``allow_lossy``."""
@@ -505,7 +525,7 @@ class _Resolver:
             return
         with self.changes.open() as file, self.changes.append() as out:
             for name in names:
-                plans = [export_plan(name, await conn.columns(name), conn.capabilities)
+                plans = [export_plan(name, await self.job.columns(conn, name), conn.capabilities)
                          for conn in (self.job.source, self.job.target)]
                 for batch in list(self.changes.read(file, (name, SUSPECT))):
                     differing = await self._differing(plans, batch, self.keepers.get(name))
@@ -533,20 +553,11 @@ async def _digests_by_key(conn: Connection, plan: ExportPlan, keys: list[Key]) -
     return {row[key_at]: digest for row, digest in zip(rows, row_digests(columns, rows))}
 
 
-async def _prints_by_key(conn: Connection, name: str, keys: list[Key]) -> dict[Key, bytes]:
+async def _prints_by_key(conn: Connection, name: str, columns: list[LiveColumn], keys: list[Key]) -> dict[Key, bytes]:
     found: dict[Key, bytes] = {}
-    async for batch_keys, prints in conn.fingerprints(name, _primary_key(name), await conn.columns(name),
-                                                     batch_rows=len(keys), keys=keys):
+    async for batch_keys, prints in conn.fingerprints(name, _primary_key(name), columns, batch_rows=len(keys), keys=keys):
         found.update(zip(batch_keys, prints))
     return found
-
-
-async def _remember_written(source: Connection, target: Connection, name: str, keys: list[Key],
-                            keeper: MemoryWriter) -> None:
-    """Remember rows just written: the source's prints (same snapshot) and the target's (own transaction)."""
-    ours, theirs = await _prints_by_key(source, name, keys), await _prints_by_key(target, name, keys)
-    kept = [key for key in keys if key in ours and key in theirs]
-    keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
 
 
 def _many(keys: int, table: TableSync) -> bool:
@@ -564,12 +575,6 @@ def _catalogue_foreign_keys(live: Live) -> list[tuple[str, ForeignKey]]:
             if fk.parent in live and len(fk.columns) == 1 and fk.columns[0] in names:
                 found.append((child, fk))
     return found
-
-
-async def _taken_over(conn: Connection, name: str) -> tuple[str, list[tuple[str, str, str]]]:
-    """What one side's fingerprints of ``name`` depend on: their scope and the columns."""
-    columns = [(c.name, c.type.value, c.declared_type) for c in await conn.columns(name)]
-    return await conn.fingerprint_scope(name) if columns else "", columns  # no columns: no such table
 
 
 async def _rows_by_key(conn: Connection, plan: ExportPlan, keys: list[Any]) -> list[Row]:
