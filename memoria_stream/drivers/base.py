@@ -143,13 +143,14 @@ class Connection(Protocol):
         ``capabilities.fingerprints_in_client``).
 
         Equal fingerprints mean equal stored values (but for a hash collision); a changed value changes
-        the fingerprint. Only fingerprints of one database, taken the same way, compare: they say
+        the fingerprint. A fingerprint covers the row's key too, and its first 8 bytes are as
+        spread as a hash's (``fingerprint_summary`` sums them). Only fingerprints of one database, taken the same way, compare: they say
         whether a row changed since, never whether two databases agree (``copy --sync``'s memory)."""
         ...
 
     async def fingerprint_summary(self, table: str, key: str,
                                   columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
-        """(rows, sum) over the table of the signed 64-bit head of md5(key as text, "/", fingerprint)
+        """(rows, sum) over the table of each fingerprint's first 8 bytes as a signed 64-bit number
         (``keyspool.summary_of``), computed by the server without sending a row; None where the
         fingerprints are computed in the client anyway."""
         ...

@@ -292,7 +292,7 @@ class MySQLConnection:
         # The server hashes each value's quoted form: QUOTE keeps NULL and 'NULL' apart, and the quotes
         # delimit the values. A FLOAT prints 6 digits, so it goes through DOUBLE, which prints them all.
         q = self.capabilities.quote
-        sql = f"SELECT {q(key)}, {self._print(columns)} FROM {q(table)}"
+        sql = f"SELECT {q(key)}, UNHEX({self._print_hex(columns)}) FROM {q(table)}"
         if keys is not None:
             found = await self.fetch(f"{sql} WHERE {q(key)} IN ({self.capabilities.placeholders(len(keys))})",
                                      *keys) if keys else []
@@ -316,19 +316,18 @@ class MySQLConnection:
             finally:
                 await shielded(cursor.close())
 
-    def _print(self, columns: Sequence[LiveColumn]) -> str:
+    def _print_hex(self, columns: Sequence[LiveColumn]) -> str:
         q = self.capabilities.quote
         parts = ", ".join(f"QUOTE({q(c.name)} + 0e0)" if c.type is T.FLOAT else f"QUOTE({q(c.name)})"
                           for c in columns)
-        return f"UNHEX(MD5(CONCAT_WS(0x1e, {parts})))"
+        return f"MD5(CONCAT_WS(0x1e, {parts}))"
 
     async def fingerprint_summary(self, table: str, key: str,
                                   columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
         # The first 16 hex digits as a signed 64-bit number: unsigned, less 2^64 where the top bit is set.
-        q = self.capabilities.quote
         signed = "CAST(CONV(LEFT(h, 16), 16, 10) AS DECIMAL(20)) - IF(LEFT(h, 1) >= '8', 18446744073709551616, 0)"
         rows = await self.fetch(f"SELECT COUNT(*), CAST(COALESCE(SUM({signed}), 0) AS CHAR) FROM "
-                                f"(SELECT MD5(CONCAT(CAST({q(key)} AS BINARY), _binary'/', {self._print(columns)})) AS h FROM {q(table)}) AS x")
+                                f"(SELECT {self._print_hex(columns)} AS h FROM {self.capabilities.quote(table)}) AS x")
         return int(rows[0][0]), int(rows[0][1])
 
     async def fingerprint_scope(self, table: str) -> str:

@@ -84,9 +84,9 @@ def _ssl_option(url: DatabaseURL) -> str | None:
     return mode
 
 
-# A row version (see ``fingerprints``): digits, parentheses and a comma, so the same bytes as text.
-_PRINT_TEXT = "xmin::text || ctid::text"
-_PRINT = f"({_PRINT_TEXT})::bytea"
+def _version_hash(key: str) -> str:
+    """A 64-bit hash of a row version (see ``fingerprints``) and its key: the server's own text hash."""
+    return f"hashtextextended({key}::text || '/' || xmin::text || ctid::text, 0)"
 
 
 class PostgresConnection:
@@ -209,10 +209,11 @@ class PostgresConnection:
                            share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # A row version's identity, not its content: every UPDATE writes a new tuple with the writing
         # transaction's id (xmin) at some place (ctid), so an unchanged (xmin, ctid) is an unchanged row,
-        # read without detoasting or hashing a byte. xmin is unique within a cluster up to wraparound,
-        # which ``fingerprint_scope`` accounts for once per table rather than in every row's bytes.
+        # read without detoasting a byte — hashed with the key into 8 bytes, so that the server sums
+        # them cheaply (``fingerprint_summary``). xmin is unique within a cluster up to wraparound,
+        # which ``fingerprint_scope`` accounts for once per table rather than in every print.
         q = self.capabilities.quote
-        sql = f"SELECT {q(key)}, {_PRINT} FROM {q(table)}"
+        sql = f"SELECT {q(key)}, int8send({_version_hash(q(key))}) FROM {q(table)}"
         if keys is not None:
             found = await self.fetch(f"{sql} WHERE {q(key)} = ANY($1)", list(keys))
             yield [r[0] for r in found], [r[1] for r in found]
@@ -225,8 +226,8 @@ class PostgresConnection:
     async def fingerprint_summary(self, table: str, key: str,
                                   columns: Sequence[LiveColumn]) -> tuple[int, int] | None:
         q = self.capabilities.quote
-        head = f"('x' || left(md5({q(key)}::text || '/' || {_PRINT_TEXT}), 16))::bit(64)::bigint"
-        count, total = (await self.fetch(f"SELECT count(*), coalesce(sum({head}), 0)::text FROM {q(table)}"))[0]
+        sql = f"SELECT count(*), coalesce(sum({_version_hash(q(key))}), 0)::text FROM {q(table)}"
+        count, total = (await self.fetch(sql))[0]
         return int(count), int(total)
 
     async def fingerprint_scope(self, table: str) -> str:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from operator import and_, eq, itemgetter, not_
 from pathlib import Path
 from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence
-from hashlib import md5
 from zlib import crc32
 
 from memoria_stream.drivers.base import Connection
@@ -29,7 +28,7 @@ from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
 from memoria_stream.transfer.digests import row_digests
-from memoria_stream.transfer.pipeline import fewer_collections
+from memoria_stream.transfer.pipeline import channel, fewer_collections, run_stages
 from memoria_stream.transfer.plans import export_plan
 
 PARTITIONS = 64
@@ -47,11 +46,13 @@ def partition_of(key: Key) -> int:
 
 
 def summary_of(keys: Sequence[Key], prints: Sequence[bytes]) -> tuple[int, int]:
-    """(count, sum) of the signed 64-bit head of md5(key text, "/", print) over the pairs: what a
-    server sums over a table without sending a row (``Connection.fingerprint_summary``)."""
-    heads = (md5(b"%s/%s" % (str(key).encode("utf-8", "surrogatepass"), print_)).digest()[:8]
-             for key, print_ in zip(keys, prints))
-    return len(keys), sum(int.from_bytes(head, "big", signed=True) for head in heads)
+    """(count, sum) of the prints' first 8 bytes as signed 64-bit numbers: what a server sums over a
+    table without sending a row (``Connection.fingerprint_summary``; a print covers its key)."""
+    return len(keys), sum(map(_head, prints))
+
+
+def _head(print_: bytes) -> int:
+    return int.from_bytes(print_[:8], "big", signed=True)
 
 
 def grouped(keys: list[Key], *columns: list[Any]) -> Iterator[tuple[int, list[list[Any]]]]:
@@ -194,10 +195,22 @@ async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _Parti
                        share: tuple[int, int]) -> None:
     live = await conn.columns(name)
     key = live[_key_position(name, [c.name for c in live])].name
+    send, receive = channel(1)
     rows = 0
-    async for keys, prints in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS, share=share):
-        writer.add(name, _keys(name, keys), prints)
-        rows += len(keys)
+
+    async def read() -> None:  # asks for the next batch before this one is spooled: the server works meanwhile
+        async with send:
+            async for batch in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS, share=share):
+                await send.send(batch)
+
+    async def spool_them() -> None:
+        nonlocal rows
+        async with receive:
+            async for keys, prints in receive:
+                writer.add(name, _keys(name, keys), prints)
+                rows += len(keys)
+
+    await run_stages(read, spool_them)
     spool.rows[name] = rows
 
 
