@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import marshal
 import os
+from itertools import repeat
 from operator import itemgetter
 import sqlite3
 from pathlib import Path
@@ -283,8 +284,4 @@ def _fingerprinted(rows: list[Row]) -> tuple[list[Any], list[bytes]]:
             keys = list(map(bytes.decode, keys))
         except (TypeError, UnicodeDecodeError):  # mixed types or a lone surrogate: one by one
             keys = [k.decode("utf-8", "surrogatepass") if type(k) is bytes else k for k in keys]
-    return keys, [h.digest() for h in map(hashlib.sha1, map(_marshal_v2, rows))]
-
-
-def _marshal_v2(row: Row) -> bytes:
-    return marshal.dumps(cast(Any, row), 2)
+    return keys, [h.digest() for h in map(hashlib.sha1, map(marshal.dumps, rows, repeat(2, len(rows))))]

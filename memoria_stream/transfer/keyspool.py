@@ -94,8 +94,10 @@ class ChunkFile:
 
     path: Path
     index: dict[Hashable, list[tuple[int, int]]] = field(default_factory=dict)
+    end: int = field(default=0, kw_only=True)  # where the next chunk goes (a buffered tell() asks the kernel)
 
     def create(self) -> IO[bytes]:
+        self.end = 0
         return os.fdopen(create_private_file(self.path), "wb")
 
     def open(self) -> IO[bytes]:
@@ -116,8 +118,10 @@ class ChunkFile:
         return found
 
     def write_pickled(self, file: IO[bytes], group: Hashable, data: bytes) -> None:
-        self.index.setdefault(group, []).append((file.tell(), len(data)))
+        """Append ``data`` to ``file``: this chunk file, opened by ``create`` or ``append``."""
+        self.index.setdefault(group, []).append((self.end, len(data)))
         file.write(data)
+        self.end += len(data)
 
 
 @dataclass
@@ -263,6 +267,7 @@ class Changes(ChunkFile):
     """The keys that differ, per table and kind, in batches of ``KEYS_PER_BATCH``."""
 
     def append(self) -> IO[bytes]:
+        self.end = self.path.stat().st_size
         return open(self.path, "ab")
 
     def replace(self, other: Changes, names: Sequence[str]) -> None:
