@@ -13,7 +13,7 @@ import orjson
 
 from memoria_stream.drivers.urls import resolve_url
 from memoria_stream.errors import InputError, IntegrityFailure
-from memoria_stream.transfer.preflight import MAX_PROBLEMS, PreflightReport
+from memoria_stream.transfer.preflight_report import MAX_PROBLEMS, PreflightReport
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.resume import OnSkipped
 from memoria_stream.transfer.resume_state import Finished

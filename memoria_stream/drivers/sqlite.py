@@ -284,4 +284,5 @@ def _fingerprinted(rows: list[Row]) -> tuple[list[Any], list[bytes]]:
             keys = list(map(bytes.decode, keys))
         except (TypeError, UnicodeDecodeError):  # mixed types or a lone surrogate: one by one
             keys = [k.decode("utf-8", "surrogatepass") if type(k) is bytes else k for k in keys]
-    return keys, [h.digest() for h in map(hashlib.sha1, map(marshal.dumps, rows, repeat(2, len(rows))))]
+    dumped = map(marshal.dumps, cast("list[tuple[Any, ...]]", rows), repeat(2, len(rows)))
+    return keys, [h.digest() for h in map(hashlib.sha1, dumped)]

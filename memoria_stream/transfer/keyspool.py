@@ -252,7 +252,8 @@ def _keys(name: str, keys: list[Key]) -> list[Key]:
 
 # Keys to delete (deleted or updated), rows to write (inserted or updated), and keys whose rows moved
 # on either side since the memory was taken, to be compared in full (``SUSPECT``: keys and prints).
-REMOVE, ARRIVE, SUSPECT = "remove", "arrive", "suspect"
+# ``READY``: rows to write that the comparison already read from the source (keys, rows, source prints).
+REMOVE, ARRIVE, SUSPECT, READY = "remove", "arrive", "suspect", "ready"
 
 
 @dataclass
@@ -269,6 +270,12 @@ class Changes(ChunkFile):
     def append(self) -> IO[bytes]:
         self.end = self.path.stat().st_size
         return open(self.path, "ab")
+
+    def arrived(self, file: IO[bytes], name: str) -> Iterator[list[Key]]:
+        """The keys of every row of ``name`` to be written (``ARRIVE`` and ``READY``), in batches."""
+        yield from self.read(file, (name, ARRIVE))
+        for keys, _, _ in self.read(file, (name, READY)):
+            yield keys
 
     def replace(self, other: Changes, names: Sequence[str]) -> None:
         """Drop what this file says of tables ``names`` and take what ``other`` says of them instead."""

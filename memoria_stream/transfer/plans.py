@@ -159,7 +159,7 @@ class ImportPlan:
         as is (unknown keys, JSON nulls, bad values) sends the batch through :meth:`build`, which
         converts row by row and names the line and column of the first problem. ``canonical``: the
         same rows already coerced (the completeness check's build), so only encoding is left."""
-        fast_paths = [lambda: self._columnwise(batch.rows)]
+        fast_paths: list[Callable[[], list[Row] | None]] = [lambda: self._columnwise(batch.rows)]
         if canonical:
             fast_paths.insert(0, lambda: self._from_canonical_columns(*canonical))
         counted = [loss.count for loss in self.losses]

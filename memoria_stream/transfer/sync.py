@@ -40,7 +40,7 @@ from memoria_stream.model.catalog import (
 from memoria_stream.model.types import Row
 from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
-    ARRIVE, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
+    ARRIVE, READY, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
 from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
 from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature, sweep
 from memoria_stream.transfer.export import OnBatch, resolve_tables
@@ -402,10 +402,10 @@ class _Writer:
                 whole |= {child, fk.parent}  # one pass over the table costs less than so many lookups
                 continue
             if child in names:
-                for keys in self.changes.read(file, (child, ARRIVE)):
+                for keys in self.changes.arrived(file, child):
                     await self._dangling(child, fk, _primary_key(child), _encoded_keys(self.target, child, keys))
             if fk.parent in names and parent.deleted:  # an updated parent is back under its key
-                written = {key for keys in self.changes.read(file, (fk.parent, ARRIVE)) for key in keys}
+                written = {key for keys in self.changes.arrived(file, fk.parent) for key in keys}
                 for keys in self.changes.read(file, (fk.parent, REMOVE)):
                     if gone := [key for key in keys if key not in written]:
                         await self._dangling(child, fk, fk.columns[0], _encoded_keys(self.target, fk.parent, gone))
@@ -486,15 +486,24 @@ class _Writer:
             if len(rows) != len(keys):
                 raise InternalError(f"{name}: {len(keys)} keys read from the source snapshot found {len(rows)} "
                                     "rows inside the same snapshot; nothing was changed")
-            await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
-            if name in self.keepers:
-                await self._remember_written(name, keys, self.keepers[name])
-            if self.job.on_batch:
-                self.job.on_batch(name, len(rows), approximate_bytes(rows))
+            await self._write(name, plan, source_plan, keys, rows)
+        for keys, rows, prints in self.changes.read(file, (name, READY)):  # read by the comparison already
+            await self._write(name, plan, source_plan, keys, rows, dict(zip(keys, prints)))
 
-    async def _remember_written(self, name: str, keys: list[Key], keeper: MemoryWriter) -> None:
-        """Remember rows just written: the source's prints (same snapshot) and the target's (own transaction)."""
-        ours = await _prints_by_key(self.source, name, await self.job.columns(self.source, name), keys)
+    async def _write(self, name: str, plan: ImportPlan, source_plan: ExportPlan, keys: list[Key], rows: list[Row],
+                     source_prints: dict[Key, bytes] | None = None) -> None:
+        await self.target.write(name, plan.columns, plan.from_canonical(source_plan.layout, rows))
+        if name in self.keepers:
+            await self._remember_written(name, keys, self.keepers[name], source_prints)
+        if self.job.on_batch:
+            self.job.on_batch(name, len(rows), approximate_bytes(rows))
+
+    async def _remember_written(self, name: str, keys: list[Key], keeper: MemoryWriter,
+                                ours: dict[Key, bytes] | None = None) -> None:
+        """Remember rows just written: the source's prints (same snapshot; ``ours`` where the scan had
+        them) and the target's (own transaction)."""
+        if ours is None:
+            ours = await _prints_by_key(self.source, name, await self.job.columns(self.source, name), keys)
         theirs = await _prints_by_key(self.target, name, await self.job.columns(self.target, name), keys)
         kept = [key for key in keys if key in ours and key in theirs]
         keeper.add(kept, [ours[k] for k in kept], [theirs[k] for k in kept])
@@ -514,7 +523,8 @@ class _Writer:
 class _Resolver:
     """Compares the ``SUSPECT`` keys (rows that moved on either side since the memory was taken) in
     full: read by key from both sides, canonical digests compared. Equal rows are remembered with
-    their current prints; the others become updates (``REMOVE`` and ``ARRIVE``)."""
+    their current prints; the others become updates (``REMOVE``, and ``READY`` with the source rows
+    just read, so that the writer does not read them again)."""
 
     def __init__(self, job: _Sync, changes: Changes, keepers: dict[str, MemoryWriter]) -> None:
         self.job, self.changes, self.keepers = job, changes, keepers
@@ -530,27 +540,33 @@ class _Resolver:
                 for batch in list(self.changes.read(file, (name, SUSPECT))):
                     differing = await self._differing(plans, batch, self.keepers.get(name))
                     counts[name].updated += len(differing)
-                    for kind in (REMOVE, ARRIVE):
-                        if differing:
-                            self.changes.write(out, (name, kind), differing)
+                    if differing:
+                        self.changes.write(out, (name, REMOVE), [key for key, _, _ in differing])
+                        self.changes.write(out, (name, READY), tuple(map(list, zip(*differing))))
 
     async def _differing(self, plans: list[ExportPlan], batch: list[tuple[Key, bytes, bytes]],
-                         keeper: MemoryWriter | None) -> list[Key]:
+                         keeper: MemoryWriter | None) -> list[tuple[Key, Row, bytes]]:
+        """The batch's rows that differ: (key, source row, source print)."""
         keys = [key for key, _, _ in batch]
-        ours, theirs = [await _digests_by_key(conn, plan, keys)
+        ours, theirs = [await _digested_by_key(conn, plan, keys)
                         for conn, plan in zip((self.job.source, self.job.target), plans)]
-        equal = [(key, mine, other) for key, mine, other in batch if key in ours and ours[key] == theirs.get(key)]
+        missing = [key for key in keys if key not in ours]
+        if missing:
+            raise InternalError(f"{plans[0].layout.name}: key {missing[0]!r:.60} read from the source snapshot has no "
+                                "row inside the same snapshot; nothing was changed")
+        equal = [(key, mine, other) for key, mine, other in batch if ours[key][1] == theirs.get(key, (None, None))[1]]
         if keeper is not None and equal:
             keeper.add(*(list(column) for column in zip(*equal)))
         same = {key for key, _, _ in equal}
-        return [key for key in keys if key not in same]
+        return [(key, ours[key][0], mine) for key, mine, _ in batch if key not in same]
 
 
-async def _digests_by_key(conn: Connection, plan: ExportPlan, keys: list[Key]) -> dict[Key, bytes]:
+async def _digested_by_key(conn: Connection, plan: ExportPlan, keys: list[Key]) -> dict[Key, tuple[Row, bytes]]:
+    """The canonical rows of ``keys`` read on ``conn``, with their digests, by key."""
     rows = await _rows_by_key(conn, plan, keys)
     columns = plan.layout.columns
     key_at = columns.index(_primary_key(plan.layout.name))
-    return {row[key_at]: digest for row, digest in zip(rows, row_digests(columns, rows))}
+    return {row[key_at]: (row, digest) for row, digest in zip(rows, row_digests(columns, rows))}
 
 
 async def _prints_by_key(conn: Connection, name: str, columns: list[LiveColumn], keys: list[Key]) -> dict[Key, bytes]:
