@@ -356,3 +356,32 @@ async def test_a_table_the_sync_leaves_out_is_left_alone_while_others_change(
         async with connect(target) as conn:
             assert await conn.fetch(f"SELECT count(*) FROM {conn.capabilities.quote(left_out)}") == [
                 (len(data[left_out]),)]
+
+
+@pytest.mark.parametrize("target_backend", ["postgres", "mysql"])
+async def test_a_target_nobody_wrote_to_is_summed_not_read(target_backend: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import memoria_stream.transfer.sync as sync_module
+
+    scanned: list[list[str]] = []
+    real_scan = sync_module.scan_in_worker
+
+    async def watched(url: str, request: Any) -> Any:
+        scanned.append(list(request.printed))
+        return await real_scan(url, request)
+
+    monkeypatch.setattr(sync_module, "scan_in_worker", watched)
+    data = build_dataset()
+    async for source in make_database("sqlite", tmp_path, "source"):
+        async for target in make_database(target_backend, tmp_path, "target"):
+            await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+            await sync_database(source, target)
+            expected = await change_source(source, data)
+            scanned.clear()
+            report = await sync_database(source, target)  # only the source changed: the target's sums agree
+            assert counts(report) == expected and (await verify(source, target)).ok
+            assert scanned == [], scanned
+            changed_on_target = await change_target(target, data)
+            report = await sync_database(source, target)  # now two tables' sums disagree: those are read
+            assert counts(report) == changed_on_target and (await verify(source, target)).ok
+            assert scanned == [["agents", "cluster_members"]], scanned
