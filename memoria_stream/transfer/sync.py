@@ -2,19 +2,22 @@
 
 Both sides are read at once as primary keys and fingerprints (``Connection.fingerprints``): the
 source here, inside the snapshot its changed rows are read from later (with a helper process pinned
-to the same snapshot where hashing it is Python work), the target on a connection of its own. Where
-a table has no memory of the last sync yet (``sync_memory.py``), canonical digests (the ones
-``verify`` uses) are read too. Each side is spooled to private temporary files partitioned by key
-(``keyspool.py``), so memory stays flat whatever the table sizes, and compared a partition at a
-time: against the memory, a key whose prints on both sides are the remembered ones is equal, and
-only the others are compared in full (``_Resolver``).
+to the same snapshot where hashing it is Python work), the target on a connection of its own — or
+not at all where the server's sum of its prints equals the memory's (``fingerprint_summary``: a
+staging target nobody wrote to). Where a table has no memory of the last sync yet
+(``sync_memory.py``), canonical digests (the ones ``verify`` uses) are read too. Each side is
+spooled to private temporary files partitioned by key (``keyspool.py``), so memory stays flat
+whatever the table sizes, and compared a partition at a time: against the memory, a key whose
+prints on both sides are the remembered ones is equal, and only the others are compared in full
+(``_Resolver``).
 
 Then, in one target transaction: deleted and updated keys are removed (children first), inserted
-and updated rows are re-read from the source by key inside the same snapshot and written (parents
-first; a table the target holds no row of is streamed whole), sequences are moved past the ids,
-and the foreign keys of the end state are checked where the sync could break them, before COMMIT.
-An update is a delete plus an insert of the key: the same on every backend, no upsert dialect. The
-next memory is written beside the old one and replaces it once the transaction has committed.
+and updated rows are read from the source by key inside the same snapshot (updated ones already
+were, by the comparison) and written (parents first; a table the target holds no row of is
+streamed whole), sequences are moved past the ids, and the foreign keys of the end state are
+checked where the sync could break them, before COMMIT. An update is a delete plus an insert of
+the key: the same on every backend, no upsert dialect. The next memory is written beside the old
+one and replaces it once the transaction has committed.
 
 Reading keys and prints is the floor of the cost; everything beyond grows with the difference.
 """

@@ -10,7 +10,9 @@ so a memory that is stale, lost or from another database costs time, never a wro
 One private file per table under ``$MEMORIA_STREAM_STATE_DIR`` (default
 ``$XDG_STATE_HOME/memoria-stream``, else ``~/.local/state/memoria-stream``), in a folder named by a
 digest of the two databases' identities (no URL, user or password is stored). Each file holds
-(keys, source fingerprints, target fingerprints) chunks per key partition, then its index; it is
+(keys, source fingerprints, target fingerprints) chunks per key partition, then its index and, per
+partition, the count and sum of its target fingerprints (``keyspool.summary_of``) — kept from the
+entries themselves, so that a target whose own sum agrees holds exactly what is remembered. It is
 written beside the old one and renamed over it only after the target transaction committed.
 """
 
