@@ -363,7 +363,7 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
                 known = memory.partition(remembered, part)
                 theirs_now = (known[0], known[2]) if memory.target_unchanged else theirs.prints_in_columns(name, part)
                 if classifier.by_memory(part, ours.prints_in_columns(name, part), theirs_now, known,
-                                        memory.summary(part)) and keeper:
+                                        memory.summary(part)) and keeper is not None:
                     keeper.add_pickled(part, memory.pickled(remembered, part), memory.summary(part))  # as it is
             counts[name] = classifier.finish()
     return counts
