@@ -143,9 +143,10 @@ class Connection(Protocol):
         ``capabilities.fingerprints_in_client``).
 
         Equal fingerprints mean equal stored values (but for a hash collision); a changed value changes
-        the fingerprint. A fingerprint covers the row's key too, and its first 8 bytes are as
-        spread as a hash's (``fingerprint_summary`` sums them). Only fingerprints of one database, taken the same way, compare: they say
-        whether a row changed since, never whether two databases agree (``copy --sync``'s memory)."""
+        the fingerprint. A fingerprint covers the row's key too, and its first 8 bytes are as spread
+        as a hash's (``fingerprint_summary`` sums them). Only fingerprints of one database, taken the
+        same way, compare: they say whether a row changed since, never whether two databases agree
+        (``copy --sync``'s memory)."""
         ...
 
     async def fingerprint_summary(self, table: str, key: str,

@@ -332,7 +332,7 @@ class Remembering(Protocol):
 
     def partition(self, file: IO[bytes], part: int) -> Remembered: ...
 
-    def pickled(self, file: IO[bytes], group: Hashable) -> list[bytes]: ...
+    def pickled(self, file: IO[bytes], part: int) -> list[bytes]: ...
 
     def summary(self, part: int) -> tuple[int, int]:
         """``summary_of`` the partition's keys and remembered target prints."""
@@ -360,11 +360,11 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
                 if memory is None or remembered is None:
                     classifier.by_digests(part, ours, theirs)
                     continue
-                known = memory.partition(remembered, part)
+                known, summary = memory.partition(remembered, part), memory.summary(part)
                 theirs_now = (known[0], known[2]) if memory.target_unchanged else theirs.prints_in_columns(name, part)
-                if classifier.by_memory(part, ours.prints_in_columns(name, part), theirs_now, known,
-                                        memory.summary(part)) and keeper is not None:
-                    keeper.add_pickled(part, memory.pickled(remembered, part), memory.summary(part))  # as it is
+                if classifier.by_memory(part, ours.prints_in_columns(name, part), theirs_now, known, summary) \
+                        and keeper is not None:
+                    keeper.add_pickled(part, memory.pickled(remembered, part), summary)  # as it is
             counts[name] = classifier.finish()
     return counts
 

@@ -111,7 +111,7 @@ def load(folder: Path | None, name: str, expected: str) -> TableMemory | None:
         return None  # none, or cut short: compare in full, as without one
     if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("signature") != expected:
         return None
-    return TableMemory(path, header["index"], header["summaries"])
+    return TableMemory(path, header["index"], summaries=header["summaries"])
 
 
 @dataclass
@@ -150,7 +150,7 @@ class MemoryWriter:
         assert self._file is not None
         if chunk[0]:
             self.chunks.write(self._file, part, chunk)
-            self._summed(part, summary or summary_of(chunk[0], chunk[2]))
+            self._summed(part, summary if summary is not None else summary_of(chunk[0], chunk[2]))
 
     def add_pickled(self, part: int, chunks: list[bytes], summary: tuple[int, int]) -> None:
         """A partition's entries as another memory file stores them (kept unchanged), with their summary."""
