@@ -33,7 +33,8 @@ from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.private import make_private_dirs
 from memoria_stream.transfer.keyspool import ChunkFile, Key, grouped, summary_of
 
-FORMAT = 2  # 2: per-partition target summaries; PostgreSQL prints hash the row version (scope in the signature)
+FORMAT = 3  # 2: per-partition target summaries; PostgreSQL prints hash the row version (scope in the signature);
+# 3: SQLite prints are XXH3-128
 STALE_PARTIAL_SECONDS = 24 * 3600
 BUFFERED_KEYS = 20_000
 _TRAILER = struct.Struct(">Q")
