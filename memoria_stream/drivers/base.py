@@ -94,6 +94,24 @@ class LiveColumn:
     default: str | None = None  # the default as the database spells it (SQL), where it tells
 
 
+# In place of a fingerprint: the row is stored exactly as when its fingerprint was last taken unless
+# it is in a unit of storage that changed since (``Connection.storage_changes``), so it was not read.
+AS_REMEMBERED = b""
+
+
+@dataclass
+class StorageChanges:
+    """One table's storage as ``Connection.storage_changes`` found it: the ``units`` to remember for
+    the next look, the number of rows, and which rows sit in units that changed (the driver's own
+    description, opaque here; None where nothing usable was remembered to compare with) with their
+    number."""
+
+    units: Any
+    rows: int
+    changed: Any = None
+    changed_rows: int = 0
+
+
 class Connection(Protocol):
     """One open connection to one database. Use it as ``async with connect(url) as conn``."""
 
@@ -135,12 +153,13 @@ class Connection(Protocol):
         ...
 
     def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                     keys: Sequence[Any] | None = None,
-                     share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                     keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),
+                     changes: StorageChanges | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         """Each row's ``key`` and a fingerprint of its stored ``columns`` (of the rows of ``keys`` only,
         where given; of the ``share`` = (i, n)-th of n disjoint shares of the rows, where n > 1), in
         batches, computed where it costs least (by the server where it can hash; see
-        ``capabilities.fingerprints_in_client``).
+        ``capabilities.fingerprints_in_client``). With ``changes`` (this snapshot's, from
+        ``storage_changes``), of the rows in its changed units only.
 
         Equal fingerprints mean equal stored values (but for a hash collision); a changed value changes
         the fingerprint. A fingerprint covers the row's key too, and its first 8 bytes are as spread
@@ -154,6 +173,13 @@ class Connection(Protocol):
         """(rows, sum) over the table of each fingerprint's first 8 bytes as a signed 64-bit number
         (``keyspool.summary_of``), computed by the server without sending a row; None where the
         fingerprints are computed in the client anyway."""
+        ...
+
+    async def storage_changes(self, remembered: Mapping[str, Any]) -> dict[str, StorageChanges] | None:
+        """Inside a snapshot, per table of ``remembered``: the units of storage that hold its rows now
+        and, against the units remembered from an earlier look (None: none), which rows sit in units
+        that changed since — found without reading a row, where the backend can (a SQLite file in
+        rollback-journal mode); None where it cannot (a server hashes rows cheaper than this)."""
         ...
 
     async def fingerprint_scope(self, table: str) -> str:

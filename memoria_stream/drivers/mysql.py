@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl as _ssl
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 
 import aiomysql
 import pymysql
@@ -16,7 +16,7 @@ from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFa
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded, select_sql
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
 from memoria_stream.drivers.mysql_load import (
     REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
@@ -287,8 +287,8 @@ class MySQLConnection:
             yield rows
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                           keys: Sequence[Any] | None = None,
-                           share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                           keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),
+                           changes: StorageChanges | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # The server hashes each value's quoted form: QUOTE keeps NULL and 'NULL' apart, and the quotes
         # delimit the values. A FLOAT prints 6 digits, so it goes through DOUBLE, which prints them all.
         q = self.capabilities.quote
@@ -321,6 +321,9 @@ class MySQLConnection:
         parts = ", ".join(f"QUOTE({q(c.name)} + 0e0)" if c.type is T.FLOAT else f"QUOTE({q(c.name)})"
                           for c in columns)
         return f"MD5(CONCAT_WS(0x1e, {parts}))"
+
+    async def storage_changes(self, remembered: Mapping[str, Any]) -> dict[str, StorageChanges] | None:
+        return None  # the server hashes the rows cheaper (so ``fingerprints`` is never given ``changes``)
 
     async def fingerprint_summary(self, table: str, key: str,
                                   columns: Sequence[LiveColumn]) -> tuple[int, int] | None:

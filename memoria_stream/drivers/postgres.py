@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 
 import asyncpg
 
@@ -11,7 +11,7 @@ from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFa
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded, select_sql
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
 
 CAPABILITIES = Capabilities(
     dialect="postgresql",
@@ -205,8 +205,8 @@ class PostgresConnection:
             yield rows
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                           keys: Sequence[Any] | None = None,
-                           share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                           keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),
+                           changes: StorageChanges | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
         # A row version's identity, not its content: every UPDATE writes a new tuple with the writing
         # transaction's id (xmin) at some place (ctid), so an unchanged (xmin, ctid) is an unchanged row,
         # read without detoasting a byte — hashed with the key into 8 bytes, so that the server sums
@@ -222,6 +222,9 @@ class PostgresConnection:
             sql += f" WHERE (ctid::text::point)[0]::bigint % {int(share[1])} = {int(share[0])}"
         async for rows in self._stream(sql, batch_rows):
             yield [r[0] for r in rows], [r[1] for r in rows]
+
+    async def storage_changes(self, remembered: Mapping[str, Any]) -> dict[str, StorageChanges] | None:
+        return None  # the server hashes a row version cheaper (so ``fingerprints`` is never given ``changes``)
 
     async def fingerprint_summary(self, table: str, key: str,
                                   columns: Sequence[LiveColumn]) -> tuple[int, int] | None:

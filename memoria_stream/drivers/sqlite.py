@@ -9,7 +9,7 @@ from itertools import repeat
 from operator import itemgetter
 import sqlite3
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Sequence, cast
+from typing import Any, AsyncIterator, Iterator, Mapping, Sequence, cast
 
 import aiosqlite
 import xxhash
@@ -18,8 +18,12 @@ from memoria_stream.private import create_private_file
 from memoria_stream.errors import DatabaseError, IntegrityFailure
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
+from memoria_stream.drivers.sqlite_pages import LeafRequest, Leaves, leaf_reports_in_child
 from memoria_stream.model.values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, rows_per_batch, shielded as _shielded, select_sql
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded as _shielded, select_sql
+
+
+_ROWIDS_PER_QUERY = 500  # rowids per ``IN (…)``
 
 
 def _float(value: Any) -> float:
@@ -191,8 +195,12 @@ class SQLiteConnection:
                 await cursor.close()
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
-                           keys: Sequence[Any] | None = None,
-                           share: tuple[int, int] = (0, 1)) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+                           keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),
+                           changes: StorageChanges | None = None) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+        if changes is not None:
+            async for batch in self._changed_rows(table, key, columns, changes):
+                yield batch
+            return
         # SQLite cannot hash, so the rows come here: text as bytes (no UTF-8 decoding, a third of the
         # cost), then one C-speed marshalling and 128-bit XXH3 per row; marshal keeps types and NULLs apart.
         q = self.capabilities.quote
@@ -214,6 +222,30 @@ class SQLiteConnection:
                     yield _fingerprinted(list(rows))
             finally:
                 await cursor.close()
+
+    async def _changed_rows(self, table: str, key: str, columns: Sequence[LiveColumn],
+                            changes: StorageChanges) -> AsyncIterator[tuple[list[Any], list[bytes]]]:
+        """Keys and fingerprints of the rows on the leaves that changed (their rowids: ``changes.changed``)."""
+        q = self.capabilities.quote
+        select = f"SELECT {q(key)}, {', '.join(q(c.name) for c in columns)} FROM {q(table)} WHERE _rowid_ IN "
+        rowids = sorted(changes.changed)
+        for start in range(0, len(rowids), _ROWIDS_PER_QUERY):
+            some = rowids[start:start + _ROWIDS_PER_QUERY]
+            with _translated(self.url), self._text_as_bytes():
+                rows = list(await self._db.execute_fetchall(f"{select}({self.capabilities.placeholders(len(some))})", some))
+            yield _fingerprinted(cast("list[Row]", rows))
+
+    async def storage_changes(self, remembered: Mapping[str, Any]) -> dict[str, StorageChanges] | None:
+        if self.url.is_memory or not remembered or (await self.fetch("PRAGMA journal_mode"))[0][0] == "wal":
+            return None  # in WAL mode the newest pages are in the log, not in the file
+        roots = dict(await self.fetch("SELECT name, rootpage FROM sqlite_master WHERE type = 'table'"))
+        requests = {name: LeafRequest(roots[name], units, True) if isinstance(units, Leaves)
+                    else LeafRequest(roots[name], None, False) for name, units in remembered.items() if name in roots}
+        reports = await leaf_reports_in_child(str(Path(str(self.url.database)).resolve()), requests)
+        if reports is None:
+            return None
+        return {name: StorageChanges(r.units, r.rows, r.changed_rowids if requests[name].rowids else None,
+                                     len(r.changed_rowids)) for name, r in reports.items()}
 
     @contextlib.contextmanager
     def _text_as_bytes(self) -> Iterator[None]:
@@ -273,6 +305,16 @@ def _create_private(path: Path) -> None:
         os.close(create_private_file(path))
 
 
+def _decoded(keys: list[Any]) -> list[Any]:
+    """Keys read as bytes (text) or integers, text decoded back (a lone surrogate as it was written)."""
+    if keys and type(keys[0]) is bytes:
+        try:
+            return list(map(bytes.decode, keys))
+        except (TypeError, UnicodeDecodeError):  # mixed types or a lone surrogate: one by one
+            return [k.decode("utf-8", "surrogatepass") if type(k) is bytes else k for k in keys]
+    return keys
+
+
 def _fingerprinted(rows: list[Row]) -> tuple[list[Any], list[bytes]]:
     """Keys (text keys decoded back) and fingerprints of rows read as (key, *values) with bytes text.
 
@@ -280,11 +322,6 @@ def _fingerprinted(rows: list[Row]) -> tuple[list[Any], list[bytes]]:
     NULLs apart like pickle, at half its cost; ``map`` keeps the per-row work in C. XXH3-128 rather than
     SHA-1: a print only has to change when the row does (no one is defended against by it: whoever can
     write the source can write anything), and it hashes the row's ≈ 1.5 KB at several times the speed."""
-    keys = list(map(itemgetter(0), rows))
-    if keys and type(keys[0]) is bytes:
-        try:
-            keys = list(map(bytes.decode, keys))
-        except (TypeError, UnicodeDecodeError):  # mixed types or a lone surrogate: one by one
-            keys = [k.decode("utf-8", "surrogatepass") if type(k) is bytes else k for k in keys]
+    keys = _decoded(list(map(itemgetter(0), rows)))
     dumped = map(marshal.dumps, cast("list[tuple[Any, ...]]", rows), repeat(2, len(rows)))
     return keys, list(map(xxhash.xxh3_128_digest, dumped))

@@ -20,10 +20,10 @@ from itertools import compress
 from dataclasses import dataclass, field
 from operator import and_, eq, itemgetter, not_
 from pathlib import Path
-from typing import IO, Any, Hashable, Iterator, Mapping, Protocol, Sequence
+from typing import IO, Any, Awaitable, Callable, Hashable, Iterator, Mapping, Protocol, Sequence
 from zlib import crc32
 
-from memoria_stream.drivers.base import Connection
+from memoria_stream.drivers.base import AS_REMEMBERED, Connection, LiveColumn, StorageChanges
 from memoria_stream.errors import InternalError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.private import create_private_file
@@ -178,15 +178,34 @@ class Scan:
     digested: list[str]
     prints: Spool
     digests: Spool
-    share: tuple[int, int] = (0, 1)  # (i, n): the i-th of n shares of the printed tables' rows
+    share: tuple[int, int] = (0, 1)  # (i, n): the i-th of n shares of the printed tables' rows…
+    shared: list[str] | None = None  # …of these (None: all); the others are read whole
+    # Printed tables whose memory knows the source's storage (``Connection.storage_changes``): every
+    # key is listed with ``AS_REMEMBERED`` first, then the rows of storage that changed are read and
+    # listed again with their prints (the later entry of a key counts: ``_as_read``).
+    by_storage: list[str] = field(default_factory=list)
+
+    def share_of(self, name: str) -> tuple[int, int]:
+        return self.share if self.shared is None or name in self.shared else (0, 1)
 
 
-async def scan(conn: Connection, request: Scan) -> None:
-    """Fill ``request``'s spools from ``conn`` (inside its snapshot)."""
+StorageLookup = Callable[[], Awaitable[Mapping[str, StorageChanges]]]
+
+
+async def scan(conn: Connection, request: Scan, storage: StorageLookup | None = None) -> None:
+    """Fill ``request``'s spools from ``conn`` (inside its snapshot). ``storage`` tells, once awaited,
+    where the ``by_storage`` tables changed (a table it does not name is read whole); their keys are
+    listed meanwhile."""
     with request.prints.create() as file:
         writer = _PartitionedWriter(request.prints, file)
+        for name in request.by_storage:
+            await _scan_keys(conn, name, request.prints, writer)
+        changes = await storage() if storage is not None and request.by_storage else {}
+        for name in request.by_storage:
+            await _scan_changed(conn, name, request.prints, writer, changes.get(name))
         for name in request.printed:
-            await _scan_prints(conn, name, request.prints, writer, request.share)
+            if name not in request.by_storage:
+                await _scan_prints(conn, name, request, writer)
         writer.flush()
     with request.digests.create() as file:
         writer = _PartitionedWriter(request.digests, file)
@@ -195,16 +214,37 @@ async def scan(conn: Connection, request: Scan) -> None:
         writer.flush()
 
 
-async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter,
-                       share: tuple[int, int]) -> None:
+async def _scan_keys(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
+    """Every key of ``name`` with ``AS_REMEMBERED``: what its row was, unless its storage changed."""
+    key = _key_column(name, await conn.columns(name))
+    rows = 0
+    async for batch in conn.read(name, [key.name], batch_rows=SCAN_ROWS):
+        keys = _keys(name, [row[0] for row in batch])
+        writer.add(name, keys, [AS_REMEMBERED] * len(keys))
+        rows += len(keys)
+    spool.rows[name] = rows
+
+
+async def _scan_changed(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter,
+                        changes: StorageChanges | None) -> None:
+    """The fingerprints of the rows of ``name`` in storage that changed (all rows: ``changes`` None)."""
     live = await conn.columns(name)
-    key = live[_key_position(name, [c.name for c in live])].name
+    if changes is not None and changes.rows != spool.rows[name]:  # never trust storage that is not the table's
+        raise InternalError(f"{name}: {spool.rows[name]} rows, but {changes.rows} in the storage found for it")
+    async for keys, prints in conn.fingerprints(name, _key_column(name, live).name, live, batch_rows=SCAN_ROWS,
+                                                changes=changes):
+        writer.add(name, _keys(name, keys), prints)
+
+
+async def _scan_prints(conn: Connection, name: str, request: Scan, writer: _PartitionedWriter) -> None:
+    live = await conn.columns(name)
+    key = _key_column(name, live).name
     send, receive = channel(1)
     rows = 0
 
     async def read() -> None:  # asks for the next batch before this one is spooled: the server works meanwhile
         async with send:
-            async for batch in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS, share=share):
+            async for batch in conn.fingerprints(name, key, live, batch_rows=SCAN_ROWS, share=request.share_of(name)):
                 await send.send(batch)
 
     async def spool_them() -> None:
@@ -215,7 +255,11 @@ async def _scan_prints(conn: Connection, name: str, spool: Spool, writer: _Parti
                 rows += len(keys)
 
     await run_stages(read, spool_them)
-    spool.rows[name] = rows
+    request.prints.rows[name] = rows
+
+
+def _key_column(name: str, live: Sequence[LiveColumn]) -> LiveColumn:
+    return live[_key_position(name, [c.name for c in live])]
 
 
 async def _scan_digests(conn: Connection, name: str, spool: Spool, writer: _PartitionedWriter) -> None:
@@ -254,6 +298,7 @@ def _keys(name: str, keys: list[Key]) -> list[Key]:
 # on either side since the memory was taken, to be compared in full (``SUSPECT``: keys and prints).
 # ``READY``: rows to write that the comparison already read from the source (keys, rows, source prints).
 REMOVE, ARRIVE, SUSPECT, READY = "remove", "arrive", "suspect", "ready"
+UNREAD = b"\x00unread"  # a print for a row not read, whose remembered print is missing: never equal to one
 
 
 @dataclass
@@ -361,8 +406,9 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
                     classifier.by_digests(part, ours, theirs)
                     continue
                 known, summary = memory.partition(remembered, part), memory.summary(part)
+                ours_now = _as_read(ours.prints_in_columns(name, part), known)
                 theirs_now = (known[0], known[2]) if memory.target_unchanged else theirs.prints_in_columns(name, part)
-                if classifier.by_memory(part, ours.prints_in_columns(name, part), theirs_now, known, summary) \
+                if classifier.by_memory(part, ours_now, theirs_now, known, summary) \
                         and keeper is not None:
                     keeper.add_pickled(part, memory.pickled(remembered, part), summary)  # as it is
             counts[name] = classifier.finish()
@@ -371,13 +417,29 @@ def compare(source: Sequence[Scan], target: Scan, names: Sequence[str], memories
 
 def joined(source: Sequence[Scan], target: Scan, name: str) -> Iterator[tuple[int, Remembered]]:
     """Per partition, the keys of ``name`` both sides hold, with their prints on each side: the
-    memory of a table just copied whole."""
+    memory of a table just copied whole (a source row not read has no print to remember: ``UNREAD``)."""
     with contextlib.ExitStack() as stack:
         ours, theirs = Side(stack, source), Side(stack, [target])
         for part in range(PARTITIONS):
             mine, other = ours.prints_of(name, part), theirs.prints_of(name, part)
             keys = [key for key in mine if key in other]
-            yield part, (keys, [mine[key] for key in keys], [other[key] for key in keys])
+            yield part, (keys, [mine[key] or UNREAD for key in keys], [other[key] for key in keys])
+
+
+def _as_read(now: tuple[list[Key], list[bytes]], known: Remembered) -> tuple[list[Key], list[bytes]]:
+    """``now`` with each key once (the later entry counts: a row read again because its storage
+    changed), an ``AS_REMEMBERED`` print replaced by the remembered one (``UNREAD`` for a key the
+    memory lacks: compared in full, then)."""
+    keys, prints = now
+    if AS_REMEMBERED not in prints:
+        return now
+    latest = dict(zip(keys, prints))
+    if len(latest) != len(keys):
+        keys, prints = list(latest), list(latest.values())
+    if keys == known[0]:  # the usual case: both in scan order
+        return keys, [p or r for p, r in zip(prints, known[1])]
+    remembered = dict(zip(known[0], known[1]))
+    return keys, [p or remembered.get(k, UNREAD) for k, p in zip(keys, prints)]
 
 
 def _as_remembered(now: tuple[list[Key], list[bytes]], keys: list[Key], prints: list[bytes]) -> bool:

@@ -15,11 +15,9 @@ an 8-byte length and a pickle: ``open`` → ``ready``, ``pin`` → ``pinned``, `
 
 from __future__ import annotations
 
-import os
 import pickle
 import struct
 import sys
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
@@ -27,6 +25,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from memoria_stream.children import child_env
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.snapshots import join_snapshot
 from memoria_stream.errors import InternalError
@@ -46,7 +45,7 @@ class ScanWorker:
         self._answers: BufferedByteReceiveStream | None = None
 
     async def __aenter__(self) -> ScanWorker:
-        self._process = await anyio.open_process([sys.executable, "-c", _WORKER], env=_worker_env())
+        self._process = await anyio.open_process([sys.executable, "-c", _WORKER], env=child_env())
         assert self._process.stdout is not None
         self._answers = BufferedByteReceiveStream(self._process.stdout)
         try:
@@ -106,12 +105,6 @@ async def scan_in_worker(url: str, request: Scan) -> Scan:
     async with ScanWorker(url) as worker:
         await worker.pin(None)
         return await worker.scan(request)
-
-
-def _worker_env() -> dict[str, str]:
-    """The parent's environment, with this package importable however the parent found it."""
-    root = str(Path(__file__).resolve().parents[2])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
 
 
 # --- the child ----------------------------------------------------------------------------------

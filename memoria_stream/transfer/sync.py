@@ -34,7 +34,7 @@ from typing import IO, Any, AsyncIterator, Callable, Sequence
 import anyio
 
 from memoria_stream.drivers import connect
-from memoria_stream.drivers.base import Connection, LiveColumn, approximate_bytes, shielded
+from memoria_stream.drivers.base import Connection, LiveColumn, StorageChanges, approximate_bytes, shielded
 from memoria_stream.drivers.snapshots import shared_snapshot
 from memoria_stream.drivers.urls import mask_url
 from memoria_stream.errors import InputError, IntegrityFailure, InternalError
@@ -45,7 +45,9 @@ from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, READY, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
 from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
-from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load, pair_folder, signature, sweep
+from memoria_stream.transfer.sync_memory import (
+    MemoryWriter, TableMemory, load, pair_folder, remembers_storage, signature, sweep,
+)
 from memoria_stream.transfer.export import OnBatch, resolve_tables
 from memoria_stream.transfer.load import OnCounts, check_foreign_keys
 from memoria_stream.transfer.pipeline import channel, fewer_collections, run_stages
@@ -148,7 +150,8 @@ async def sync_database(
     be. A failure leaves the target as it was."""
     started = time.perf_counter()
     report = SyncReport(source_url, target_url, dry_run)
-    async with connect(target_url) as target, _source_snapshot(source_url, tables or EXPORT_ORDER) as (source, helper):
+    async with connect(target_url) as target, \
+            _source_snapshot(source_url, target, tables or EXPORT_ORDER) as (source, helper):
         job = _Sync(source, target, report)
         job.helper = helper
         job.on_batch, job.on_counts, job.allow_lossy = on_batch, on_counts, allow_lossy
@@ -158,12 +161,15 @@ async def sync_database(
 
 
 @contextlib.asynccontextmanager
-async def _source_snapshot(url: str, tables: Sequence[str]) -> AsyncIterator[tuple[Connection, ScanWorker | None]]:
+async def _source_snapshot(url: str, target: Connection,
+                           tables: Sequence[str]) -> AsyncIterator[tuple[Connection, ScanWorker | None]]:
     """The source inside its snapshot and, where its fingerprints are hashed in this process, a helper
-    process pinned to the very same moment to take half of that work (the other core)."""
+    process pinned to the very same moment to take half of that work (the other core) — unless the
+    memory knows the source's storage, so that only the rows of changed storage will be read."""
     async with connect(url) as source, contextlib.AsyncExitStack() as stack:
         helper = None
-        if source.capabilities.fingerprints_in_client and not source.url.is_memory:
+        if source.capabilities.fingerprints_in_client and not source.url.is_memory \
+                and not remembers_storage(pair_folder(source.url, target.url), tables):
             helper = await stack.enter_async_context(ScanWorker(url))
             await stack.enter_async_context(shared_snapshot(source, helper.pin, tables))
         else:
@@ -192,6 +198,7 @@ class _Sync:
         self.source_scans: list[Scan] = []
         self.spools = Path()
         self._described: dict[tuple[int, str], list[LiveColumn]] = {}
+        self._units: dict[str, Any] = {}  # the source's storage in this snapshot, per table
 
     async def columns(self, conn: Connection, name: str) -> list[LiveColumn]:
         """``conn.columns(name)``, asked once per sync (no DDL runs once the comparison starts)."""
@@ -231,7 +238,8 @@ class _Sync:
                     await shielded(drop_tables(self.target, created))
             raise
         self.report.created_tables = created
-        for keeper in self._keepers_to_commit.values():  # the target holds what they describe now
+        for name, keeper in self._keepers_to_commit.items():  # the target holds what they describe now
+            keeper.units = self._units.get(name)
             keeper.commit()
 
     async def _compare(self, absent: list[str], *, write: bool) -> None:
@@ -331,15 +339,42 @@ class _Sync:
             assert self.helper is not None
             sources.append(await self.helper.scan(helped))
 
-        stages = [lambda: scan(self.source, source), scan_target]
-        if self.helper is not None and source.printed:
-            source.share = (0, 2)
-            helped = Scan(source.printed, [], Spool(_beside(source.prints.path, "helped")),
+        async def scan_source() -> None:
+            changes: dict[str, StorageChanges] = {}
+            looked = anyio.Event()
+
+            async def look() -> None:  # at the storage, while the scan lists the keys
+                changes.update(await self._storage_changes(source.printed, memories))
+                looked.set()
+
+            async def storage() -> dict[str, StorageChanges]:
+                await looked.wait()
+                return changes
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(look)
+                await scan(self.source, source, storage)
+
+        source.by_storage = [name for name in source.printed if name in memories and memories[name].units is not None]
+        stages = [scan_source, scan_target]
+        # Shared with the helper: the tables whose rows will all be read (no storage remembered).
+        shared = [name for name in source.printed if name not in memories or memories[name].units is None]
+        if self.helper is not None and shared:
+            source.share, source.shared = (0, 2), shared
+            helped = Scan(shared, [], Spool(_beside(source.prints.path, "helped")),
                           Spool(_beside(source.digests.path, "helped")), share=(1, 2))
             stages.append(scan_helped)
         with fewer_collections():
             await run_stages(*stages)
         return sources, target
+
+    async def _storage_changes(self, names: list[str], memories: dict[str, TableMemory]) -> dict[str, StorageChanges]:
+        """The source's storage in this snapshot, noted for the next memories; returns, for the tables
+        whose memory knows the storage it was taken over, where their rows changed since."""
+        asked = {name: memories[name].units if name in memories else None for name in names if name not in self._units}
+        found = (await self.source.storage_changes(asked) if asked else None) or {}
+        self._units.update((name, change.units) for name, change in found.items())
+        return {name: change for name, change in found.items() if change.changed is not None}
 
     async def _taken_over(self, conn: Connection, name: str) -> tuple[str, list[tuple[str, str, str]]]:
         """What one side's fingerprints of ``name`` depend on: their scope and the columns."""

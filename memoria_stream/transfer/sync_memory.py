@@ -12,8 +12,11 @@ One private file per table under ``$MEMORIA_STREAM_STATE_DIR`` (default
 digest of the two databases' identities (no URL, user or password is stored). Each file holds
 (keys, source fingerprints, target fingerprints) chunks per key partition, then its index and, per
 partition, the count and sum of its target fingerprints (``keyspool.summary_of``) — kept from the
-entries themselves, so that a target whose own sum agrees holds exactly what is remembered. It is
-written beside the old one and renamed over it only after the target transaction committed.
+entries themselves, so that a target whose own sum agrees holds exactly what is remembered — and,
+where the source can tell (``Connection.storage_changes``: SQLite's b-tree leaves), the units of
+storage that held the source's rows at that very snapshot, so that the next sync reads only the rows
+of units that changed since. It is written beside the old one and renamed over it only after the
+target transaction committed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Hashable, Mapping
+from typing import IO, Any, Hashable, Mapping, Sequence
 
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.private import make_private_dirs
@@ -79,6 +82,7 @@ class TableMemory(ChunkFile):
     its keys and target prints (so that a target that still holds exactly those is not read)."""
 
     summaries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    units: Any = None  # the source's storage units at the remembered snapshot, if known
     target_unchanged: bool = False  # set once the target's own summary was found equal
 
     @property
@@ -99,20 +103,32 @@ class TableMemory(ChunkFile):
 
 def load(folder: Path | None, name: str, expected: str) -> TableMemory | None:
     """The memory of table ``name`` if there is one, readable, and taken over the same columns."""
+    header = _header(folder, name)
+    if header is None or header.get("signature") != expected:
+        return None
+    assert folder is not None
+    return TableMemory(folder / f"{name}.sync", header["index"], summaries=header["summaries"],
+                       units=header.get("units"))
+
+
+def remembers_storage(folder: Path | None, names: Sequence[str]) -> bool:
+    """Does every table of ``names`` have a memory with the source's storage units (so that the next
+    sync reads only what changed, and needs no helper process to hash the rest)?"""
+    return all((header := _header(folder, name)) is not None and header.get("units") is not None for name in names)
+
+
+def _header(folder: Path | None, name: str) -> dict[Hashable, Any] | None:
     if folder is None:
         return None
-    path = folder / f"{name}.sync"
     try:
-        with open(path, "rb") as file:
+        with open(folder / f"{name}.sync", "rb") as file:
             file.seek(-_TRAILER.size, os.SEEK_END)
             (at,) = _TRAILER.unpack(file.read(_TRAILER.size))
             file.seek(at)
             header = pickle.loads(file.read())
     except (OSError, ValueError, EOFError, pickle.UnpicklingError, struct.error):
         return None  # none, or cut short: compare in full, as without one
-    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("signature") != expected:
-        return None
-    return TableMemory(path, header["index"], summaries=header["summaries"])
+    return header if isinstance(header, dict) and header.get("format") == FORMAT else None
 
 
 @dataclass
@@ -127,6 +143,9 @@ class MemoryWriter:
     _buffers: dict[int, tuple[list[Key], list[bytes], list[bytes]]] = field(default_factory=dict)
     _buffered: int = 0
     _summaries: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # The source's storage units at the snapshot these entries were taken in: set only where every
+    # source key of that snapshot is remembered with that snapshot's print (what the next sync trusts).
+    units: Any = None
 
     def __post_init__(self) -> None:
         make_private_dirs(self.folder)
@@ -168,7 +187,7 @@ class MemoryWriter:
         self._flush()
         assert self._file is not None
         header: dict[Hashable, Any] = {"format": FORMAT, "signature": self.signature, "summaries": self._summaries,
-                                       "index": self.chunks.index}
+                                       "units": self.units, "index": self.chunks.index}
         at = self._file.tell()
         self._file.write(pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL))
         self._file.write(_TRAILER.pack(at))
