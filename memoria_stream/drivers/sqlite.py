@@ -236,9 +236,11 @@ class SQLiteConnection:
             yield _fingerprinted(cast("list[Row]", rows))
 
     async def storage_changes(self, remembered: Mapping[str, Any]) -> dict[str, StorageChanges] | None:
-        if self.url.is_memory or not remembered or (await self.fetch("PRAGMA journal_mode"))[0][0] == "wal":
+        # Text may come as bytes here: a scan on this connection may be reading text as bytes meanwhile.
+        if self.url.is_memory or not remembered or _text((await self.fetch("PRAGMA journal_mode"))[0][0]) == "wal":
             return None  # in WAL mode the newest pages are in the log, not in the file
-        roots = dict(await self.fetch("SELECT name, rootpage FROM sqlite_master WHERE type = 'table'"))
+        roots = {_text(name): root for name, root in
+                 await self.fetch("SELECT name, rootpage FROM sqlite_master WHERE type = 'table'")}
         requests = {name: LeafRequest(roots[name], units, True) if isinstance(units, Leaves)
                     else LeafRequest(roots[name], None, False) for name, units in remembered.items() if name in roots}
         reports = await leaf_reports_in_child(str(Path(str(self.url.database)).resolve()), requests)
@@ -303,6 +305,10 @@ def _create_private(path: Path) -> None:
     opens it; its journal and WAL files take the same mode. An existing file is left as it is."""
     with contextlib.suppress(FileExistsError):
         os.close(create_private_file(path))
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if type(value) is bytes else value
 
 
 def _decoded(keys: list[Any]) -> list[Any]:

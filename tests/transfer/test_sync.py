@@ -385,3 +385,37 @@ async def test_a_target_nobody_wrote_to_is_summed_not_read(target_backend: str, 
             report = await sync_database(source, target)  # now two tables' sums disagree: those are read
             assert counts(report) == changed_on_target and (await verify(source, target)).ok
             assert scanned == [["agents", "cluster_members"]], scanned
+
+
+async def test_a_sqlite_source_is_read_only_where_its_storage_changed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import memoria_stream.transfer.sync as sync_module
+
+    rows_read: list[int] = []
+    real = sync_module._Sync._storage_changes
+
+    async def watched(self: Any, names: list[str], memories: Any) -> Any:
+        found = await real(self, names, memories)
+        rows_read.append(sum(change.changed_rows for change in found.values()))
+        return found
+
+    monkeypatch.setattr(sync_module._Sync, "_storage_changes", watched)
+    data = build_dataset()
+    key = data["long_term_memory"][3]["memory_id"]
+    long_text = "".join(chr(0x41 + i % 26) for i in range(30_000))  # continues on overflow pages
+    async for source in make_database("sqlite", tmp_path, "source"):
+        async for target in make_database("postgres", tmp_path, "target"):
+            await seed(source, {n: rows for n, rows in data.items() if n != LATE_TABLE})
+            await sync_database(source, target)  # copies, and remembers the source's storage
+            async with connect(source) as conn:
+                await update_row(conn, "long_term_memory", key, summary=long_text)
+            report = await sync_database(source, target)
+            assert counts(report) == {"long_term_memory": (0, 1, 0)} and (await verify(source, target)).ok
+            async with connect(source) as conn:  # one letter deep in the overflow chain, the length kept
+                await update_row(conn, "long_term_memory", key, summary=long_text[:29_000] + "!" + long_text[29_001:])
+            report = await sync_database(source, target)
+            assert counts(report) == {"long_term_memory": (0, 1, 0)} and (await verify(source, target)).ok
+            total = sum(len(rows) for name, rows in data.items() if name != LATE_TABLE)
+            assert rows_read[0] == 0  # no storage remembered yet: every row is read as always
+            assert 0 < rows_read[-1] < total // 4, rows_read  # since: the rows of the changed leaves only
+            assert (await sync_database(source, target)).changed == 0
