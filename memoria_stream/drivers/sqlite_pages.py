@@ -113,15 +113,18 @@ def leaf_reports(path: str, requests: dict[str, LeafRequest]) -> dict[str, LeafR
 
 def _report(file: _File, request: LeafRequest) -> LeafReport:
     report, remembered = LeafReport(), request.remembered or Leaves()
-    was_digest = dict(zip(remembered.pages, remembered.digests))
     leaves = report.units
     leaves.pages.extend(sorted(_leaves(file, request.root)))
+    at = 0  # both in page order: the remembered leaves are walked alongside, not looked up in a dict
     for number, page in file.chunks(leaves.pages.tolist()):
         header = _header(number)
         if page[header] != _TABLE_LEAF:
             raise Unreadable(f"page {number} is not a table b-tree leaf")
         report.rows += struct.unpack_from(">H", page, header + 3)[0]
-        was, chain = was_digest.get(number), remembered.chains.get(number, ())
+        while at < len(remembered.pages) and remembered.pages[at] < number:
+            at += 1
+        known = at < len(remembered.pages) and remembered.pages[at] == number
+        was, chain = (remembered.digests[at], remembered.chains.get(number, ())) if known else (None, ())
         digest = _digest(file, page, chain) if was is not None else None
         if digest is None or digest != was:
             rowids, chain = _cells(file, bytes(page), header)
