@@ -143,8 +143,9 @@ class MemoryWriter:
     _buffers: dict[int, tuple[list[Key], list[bytes], list[bytes]]] = field(default_factory=dict)
     _buffered: int = 0
     _summaries: dict[int, tuple[int, int]] = field(default_factory=dict)
-    # The source's storage units at the snapshot these entries were taken in: set only where every
-    # source key of that snapshot is remembered with that snapshot's print (what the next sync trusts).
+    # The source's storage units at the snapshot these entries were taken in (every entry holds that
+    # snapshot's source print, so a row in a unit unchanged since still has it; a key with no entry
+    # is compared in full at the next sync).
     units: Any = None
 
     def __post_init__(self) -> None:
