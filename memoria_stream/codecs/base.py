@@ -88,6 +88,7 @@ class RowBatch:
     size: int = 0
     lines: list[int] | None = None  # NDJSON: the line of each row
     by_row: bool = False  # JSON: positions count rows within the table
+    digest: int = 0  # the decoder's ``rows_digest`` of the rows as encoded (0 where it has none)
 
 
 @dataclass
@@ -116,6 +117,14 @@ class Encoder(Protocol):
     def end_table(self, layout: TableLayout) -> bytes: ...
 
     def footer(self, trailer: Mapping[str, Any]) -> bytes: ...
+
+    # What a file's trailer digests: ``None``, the canonical checksum ``verify`` computes
+    # (``transfer/digests.py``); otherwise the name of a digest of the encoded rows, which the
+    # encoder computes from the bytes it wrote (``rows_digest``) and its decoder from the bytes it
+    # read (``RowBatch.digest``), both far cheaper than digesting canonical values.
+    rows_digest_kind: str | None
+
+    def rows_digest(self, data: bytes) -> int: ...
 
 
 class Decoder(Protocol):

@@ -46,6 +46,12 @@ class JSONEncoder:
         body = dumps(trailer, indent=True).replace(b"\n", b"\n  ")
         return b'\n  },\n  "trailer": ' + body + b"\n}\n"
 
+    # A row's bytes depend on where it sits in the indented document: its canonical values are digested.
+    rows_digest_kind = None
+
+    def rows_digest(self, data: bytes) -> int:
+        raise NotImplementedError("JSON files carry the canonical checksum")
+
 
 class _Reader:
     """The ``async read(n)`` object ijson wants, over our async byte stream."""

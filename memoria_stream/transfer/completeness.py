@@ -1,8 +1,13 @@
 """Is a dump whole? Its rows against the header's ``row_count``s and the trailer's counts and digests.
 
-Every file we write ends with a trailer: per table, the rows written and the checksum ``verify``
-computes (the sum of canonical row digests mod 2**256, ``digests.py``), so a file cut at a line
-boundary or with a changed letter inside a value is told apart from the file that was written.
+Every file we write ends with a trailer: per table, the rows written and a digest of their content,
+so a file cut at a line boundary or with a changed letter inside a value is told apart from the
+file that was written. A JSON file's digest is the checksum ``verify`` computes (the sum of
+canonical row digests mod 2**256, ``digests.py``); an NDJSON file's, announced by the header's
+``row_digest``, is the sum of its row lines' XXH3-128 mod 2**128 (``codecs/ndjson.py``), which the
+decoder computes as it reads: no value need be digested. An NDJSON file of ours whose header
+announces no ``row_digest`` (written before there was one) carries the canonical checksum, and is
+checked against it.
 Memoria's own files have no trailer but announce each table's ``row_count`` in their header; a file
 that announces nothing (header-less NDJSON, hand-made JSON) cannot be proven complete, which is
 reported as a warning. ``import-data`` checks before COMMIT; ``verify FILE`` checks a file alone.
@@ -19,6 +24,7 @@ from typing import Any, Callable, Mapping
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table
 from memoria_stream.codecs import decoder_for
 from memoria_stream.codecs.base import Event, Metadata, RowBatch, TableLayout, Trailer
+from memoria_stream.codecs.ndjson import ROW_DIGEST
 from memoria_stream.transfer.digests import MODULUS, digest_sum
 from memoria_stream.drivers.base import LiveColumn
 from memoria_stream.drivers.sqlite import CAPABILITIES as _SQLITE
@@ -27,15 +33,27 @@ from memoria_stream.transfer.plans import Canonical, ImportPlan
 from memoria_stream.codecs.streams import open_source, sniff_format
 
 GENERATOR = "memoria-stream"
+LINE_MODULUS = 1 << 128
+ROW_DIGEST_KEY = "row_digest"  # the header key naming a digest of the encoded rows (``Encoder.rows_digest_kind``)
 # File rows are coerced exactly as an import would, but left canonical (no driver encoders): the
 # values ``verify`` digests.
 _CANONICAL = dataclasses.replace(_SQLITE, encoders={})
 
 
-def trailer_object(counts: Mapping[str, int], sums: Mapping[str, int]) -> dict[str, Any]:
-    """The trailer a file of ours ends with (``sums``: each table's ``digest_sum`` total)."""
-    return {"tables": [{"name": name, "row_count": counts[name], "digest": f"{sums.get(name, 0) % MODULUS:064x}"}
+def trailer_object(counts: Mapping[str, int], sums: Mapping[str, int], kind: str | None = None) -> dict[str, Any]:
+    """The trailer a file of ours ends with (``sums``: each table's digest total, canonical or of ``kind``)."""
+    modulus, width = _digest_size(kind)
+    return {"tables": [{"name": name, "row_count": counts[name], "digest": f"{sums.get(name, 0) % modulus:0{width}x}"}
                        for name in counts]}
+
+
+def _digest_size(kind: str | None) -> tuple[int, int]:
+    """The modulus and hex width of a trailer digest: the canonical checksum's, or that of ``kind``."""
+    if kind is None:
+        return MODULUS, 64
+    if kind == ROW_DIGEST:
+        return LINE_MODULUS, 32
+    raise InputError(f"unknown {ROW_DIGEST_KEY} {kind!r:.40} in the header")
 
 
 def is_ours(metadata: Mapping[str, Any]) -> bool:
@@ -99,6 +117,9 @@ class Completeness:
         # Only a trailer carries digests; a file known to be someone else's is not digested.
         if tally.digest is None or (self.metadata is not None and not is_ours(self.metadata.values)):
             return
+        if self.rows_digest_kind() is not None:  # the decoder digested the bytes it read
+            tally.digest += batch.digest
+            return
         try:
             plan = self._plan(batch)
             if plan is None:  # not a catalogue table: its values have no canonical types to digest
@@ -124,6 +145,11 @@ class Completeness:
             plan = self._plans[(batch.table, columns)] = ImportPlan(batch.table, live, _CANONICAL, lambda _: None)
             self._layouts[plan] = TableLayout(batch.table, plan.columns, tuple(c.type for c in live))
         return plan
+
+    def rows_digest_kind(self) -> str | None:
+        """The header's ``row_digest``: ``None`` when the trailer holds canonical checksums."""
+        kind = self.metadata.values.get(ROW_DIGEST_KEY) if self.metadata else None
+        return kind if isinstance(kind, str) else None
 
     def announced(self) -> dict[str, int]:
         """The selected tables' ``row_count``s from the header."""
@@ -156,9 +182,14 @@ class Completeness:
         return tally.rows if tally else 0
 
     def _against_trailer(self, trailer: Trailer) -> list[Problem]:
+        try:
+            modulus, width = _digest_size(self.rows_digest_kind())
+        except InputError as exc:
+            return [Problem(None, exc.reason)]
         entries = trailer.values.get("tables")
-        if not isinstance(entries, list) or not all(_valid_entry(e) for e in entries):
-            return [Problem(None, "malformed trailer: expected {\"tables\": [{\"name\", \"row_count\", \"digest\"}]}")]
+        if not isinstance(entries, list) or not all(_valid_entry(e, width) for e in entries):
+            return [Problem(None, "malformed trailer: expected {\"tables\": [{\"name\", \"row_count\", \"digest\"}] "
+                                  f"with digests of {width} hex digits")]
         found: list[Problem] = []
         if self.rows_after_trailer:
             found.append(Problem(self.rows_after_trailer, "rows after the trailer (two files joined?)"))
@@ -166,26 +197,30 @@ class Completeness:
         for name in sorted(set(self.tallies) - listed):
             found.append(Problem(name, "rows of a table the trailer does not list"))
         for entry in [e for e in entries if self.selected(e["name"])]:
-            found += self._entry(entry)
+            found += self._entry(entry, modulus)
         return found
 
-    def _entry(self, entry: dict[str, Any]) -> list[Problem]:
+    def _entry(self, entry: dict[str, Any], modulus: int) -> list[Problem]:
         name, rows = entry["name"], self.rows_of(entry["name"])
         if rows != entry["row_count"]:
             return [Problem(name, f"the trailer records {entry['row_count']} rows, the file holds {rows}")]
         tally = self.tallies.get(name, Tally())
         if tally.digest_error:
             return [Problem(name, f"cannot check the content against the trailer: {tally.digest_error}")]
-        if get_table(name) is not None and tally.digest is not None and tally.digest % MODULUS != int(entry["digest"], 16):
+        if get_table(name) is not None and tally.digest is not None and tally.digest % modulus != int(entry["digest"], 16):
             return [Problem(name, "the content differs from the trailer's digest: a value was changed")]
         return []
 
 
-def _valid_entry(entry: Any) -> bool:
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+def _counted_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("row_count"), int)
+
+
+def _valid_entry(entry: Any, width: int) -> bool:
+    if not _counted_entry(entry):
         return False
     digest = entry.get("digest")
-    return (isinstance(entry.get("row_count"), int) and isinstance(digest, str) and len(digest) == 64
+    return (isinstance(digest, str) and len(digest) == width
             and all(ch in "0123456789abcdef" for ch in digest))
 
 
@@ -282,4 +317,4 @@ def _basis(tracker: Completeness) -> str:
 
 def _trailer_counts(tracker: Completeness) -> dict[str, int]:
     entries = tracker.trailer.values.get("tables") if tracker.trailer else None
-    return {e["name"]: e["row_count"] for e in entries or [] if _valid_entry(e) and tracker.selected(e["name"])}
+    return {e["name"]: e["row_count"] for e in entries or [] if _counted_entry(e) and tracker.selected(e["name"])}

@@ -6,14 +6,15 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from memoria_stream import __version__
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
-from memoria_stream.codecs.base import Encoder
-from memoria_stream.transfer.completeness import trailer_object
+from memoria_stream.codecs.base import Encoder, TableLayout
+from memoria_stream.transfer.completeness import ROW_DIGEST_KEY, trailer_object
 from memoria_stream.transfer.digests import digest_sum
 from memoria_stream.drivers.base import Connection, count_rows
 from memoria_stream.errors import InputError, InternalError
 from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ExportPlan, check_table_names, export_plan
 from memoria_stream.transfer.reports import RunReport
+from memoria_stream.model.types import Row
 from memoria_stream.model.values import utc_now_iso
 
 BATCH_ROWS = 5000
@@ -55,10 +56,12 @@ async def export_tables(
         if on_counts:
             on_counts(counts)
         report.metadata = run_metadata(conn, counts, {"exported_at": utc_now_iso(), "format": encoder.format_name})
+        if encoder.rows_digest_kind:
+            report.metadata[ROW_DIGEST_KEY] = encoder.rows_digest_kind
         await write(encoder.header(report.metadata))
         sums = await _stream(conn, plans, write, encoder, report, batch_rows, on_batch)
         written = {p.layout.name: report.table(p.layout.name).rows for p in plans}
-        await write(encoder.footer(trailer_object(written, sums)))
+        await write(encoder.footer(trailer_object(written, sums, encoder.rows_digest_kind)))
     for plan in plans:
         if report.table(plan.layout.name).rows != counts[plan.layout.name]:
             raise InternalError(f"{plan.layout.name}: counted {counts[plan.layout.name]} rows but read "
@@ -116,8 +119,7 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
                 elif kind == "rows":
                     data = encoder.rows(layout, rows, first)
                     first = False
-                    # The digest of the canonical rows in hand: what verify computes reading the file.
-                    sums[layout.name] = sums.get(layout.name, 0) + digest_sum(layout.columns, rows)
+                    sums[layout.name] = sums.get(layout.name, 0) + _digest(encoder, layout, rows, data)
                     await write(data)
                     table = report.table(layout.name)
                     table.rows += len(rows)
@@ -130,3 +132,11 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
 
     await run_stages(read, encode_and_write)
     return sums
+
+
+def _digest(encoder: Encoder, layout: TableLayout, rows: Sequence[Row], data: bytes) -> int:
+    """A batch's share of its table's trailer digest: of the bytes written, where the format has
+    such a digest, else of the canonical rows in hand (what ``verify`` computes reading the file)."""
+    if encoder.rows_digest_kind:
+        return encoder.rows_digest(data)
+    return digest_sum(layout.columns, rows)

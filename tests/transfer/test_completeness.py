@@ -10,6 +10,7 @@ import anyio
 import httpx
 import orjson
 import pytest
+import xxhash
 
 from memoria_stream.api.settings import Settings
 from memoria_stream.codecs import decoder_for
@@ -48,22 +49,84 @@ def big_dump(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]
     return folder / "dump.ndjson", folder / "dump.json", sum(len(rows) for rows in data.values())
 
 
-async def test_trailer_digests_equal_verify_checksums(big_dump: tuple[Path, Path, int], tmp_path: Path) -> None:
+async def test_trailer_digests_equal_what_the_file_holds(big_dump: tuple[Path, Path, int]) -> None:
+    """JSON: the trailer's digests are ``verify``'s checksums. NDJSON: the header announces the line
+    digest and each table's is the sum of its row lines' XXH3-128, computed here from the bytes."""
     ndjson, json_file, total = big_dump
     assert total >= 3000
     checks = {t.name: t for t in (await verify(str(ndjson), str(json_file))).tables}
     assert all(t.match for t in checks.values())
-    for path in (ndjson, json_file):
-        trailer = None
-        async for event in decoder_for(path.suffix[1:]).events(_read(path), source=str(path)):
-            if isinstance(event, Trailer):
-                trailer = event.values
-        assert trailer is not None, path
+    line_sums: dict[str, int] = {}
+    for line in ndjson.read_bytes().splitlines():
+        table = orjson.loads(line).get("table")
+        if table:
+            line_sums[table] = (line_sums.get(table, 0) + xxhash.xxh3_128_intdigest(line)) % (1 << 128)
+    expected = {json_file: ({n: c.checksum_a for n, c in checks.items()}, 64), ndjson: (line_sums, 32)}
+    for path, (digests, width) in expected.items():
+        metadata, trailer = await _ends(path)
+        assert metadata.get("row_digest") == ("xxh3-128/line" if path == ndjson else None)
         entries = {e["name"]: e for e in trailer["tables"]}
         assert set(entries) == set(checks)
         for name, check in checks.items():
             assert entries[name]["row_count"] == check.rows_a
-            assert int(entries[name]["digest"], 16) == check.checksum_a, (path, name)
+            assert len(entries[name]["digest"]) == width
+            assert int(entries[name]["digest"], 16) == digests[name], (path, name)
+
+
+async def _ends(path: Path) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """A file's header and trailer objects, as its decoder reads them."""
+    metadata: dict = {}  # type: ignore[type-arg]
+    trailer: dict = {}  # type: ignore[type-arg]
+    async for event in decoder_for(path.suffix[1:]).events(_read(path), source=str(path)):
+        if isinstance(event, Metadata):
+            metadata = event.values
+        elif isinstance(event, Trailer):
+            trailer = event.values
+    assert trailer, path
+    return metadata, trailer
+
+
+def _as_older_ndjson(ndjson: Path, json_file: Path) -> bytes:
+    """The NDJSON dump as a memoria-stream without line digests wrote it: no ``row_digest`` in the
+    header, the canonical checksums (the JSON dump's trailer, same rows) in the trailer."""
+    lines = ndjson.read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    del header["metadata"]["row_digest"]
+    trailer = {"trailer": orjson.loads(json_file.read_bytes())["trailer"]}
+    return b"".join([orjson.dumps(header) + b"\n", *lines[1:-1], orjson.dumps(trailer) + b"\n"])
+
+
+async def test_older_ndjson_files_are_checked_against_their_canonical_digests(
+        db_url: str, big_dump: tuple[Path, Path, int], tmp_path: Path) -> None:
+    ndjson, json_file, total = big_dump
+    older = _write(tmp_path / "older.ndjson", _as_older_ndjson(ndjson, json_file))
+    assert (await verify_file(older)).ok
+    report = await import_data(older, database_url=db_url)
+    assert report.total_rows == total and not report.warnings
+    assert (await verify(str(ndjson), db_url)).ok
+    before = await _state(db_url)
+    edited = _write(tmp_path / "older-edited.ndjson", _edit_one_letter(older.read_bytes()))
+    with pytest.raises(InputError, match="table chat_history: the content differs from the trailer's digest"):
+        await import_data(edited, database_url=db_url)
+    assert await _state(db_url) == before
+
+
+async def test_the_line_digest_reads_crlf_alike_and_its_header_cannot_be_dropped(
+        big_dump: tuple[Path, Path, int], tmp_path: Path) -> None:
+    ndjson, _, _ = big_dump
+    crlf = _write(tmp_path / "crlf.ndjson", ndjson.read_bytes().replace(b"\n", b"\r\n"))
+    assert (await verify_file(crlf)).ok
+    lines = ndjson.read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    # The digest kind removed (the trailer is then read as canonical checksums), or one not known.
+    for kind, problem in ((None, "with digests of 64 hex digits"), ("sha1/line", "unknown row_digest 'sha1/line'")):
+        if kind is None:
+            del header["metadata"]["row_digest"]
+        else:
+            header["metadata"]["row_digest"] = kind
+        path = _write(tmp_path / "header.ndjson", b"".join([orjson.dumps(header) + b"\n", *lines[1:]]))
+        report = await verify_file(path)
+        assert [p.message for p in report.problems if problem in p.message], (kind, report.problems)
 
 
 async def _read(path: Path):  # type: ignore[no-untyped-def]
