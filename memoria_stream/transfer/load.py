@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Sequence
 
-from memoria_stream.model.catalog import EXPORT_ORDER, delete_order, get_table, insert_order
+from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, delete_order, get_table, insert_order
 from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart, Trailer
 from memoria_stream.transfer.completeness import Completeness, check_import
 from memoria_stream.drivers.base import Connection, LiveColumn, shielded
@@ -20,7 +20,8 @@ from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ImportPlan, check_table_name
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.model.types import Row
-from memoria_stream.transfer.schema import create_missing_indexes, drop_tables, ensure_tables, live_tables
+from memoria_stream.transfer.schema import create_missing_indexes, create_missing_indexes_alongside, drop_tables, ensure_tables, live_tables
+from memoria_stream.transfer.key_order import KeyOrder, sorted_batches, text_key_position
 from memoria_stream.transfer.spool import Spool, open_spool
 
 
@@ -90,7 +91,8 @@ async def import_events(
                     await conn.execute(conn.capabilities.settle_constraints_sql)
                 await create_missing_indexes(conn, list(loader.plans))
         if not inside:
-            await create_missing_indexes(conn, list(loader.plans))
+            largest_first = sorted(loader.plans, key=lambda name: -report.table(name).rows)
+            await create_missing_indexes_alongside(conn, largest_first)
     except BaseException:
         if created and not inside:
             await shielded(_drop_created(conn, created))
@@ -147,6 +149,8 @@ class _Loader:
         self.spool: Spool | None = None
         self.completeness: Completeness | None = None
         self.accept_altered = False
+        # Where the target stores rows in key order: the table whose rows are being sorted.
+        self.sorting: tuple[str, KeyOrder] | None = None
 
     async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
@@ -156,12 +160,19 @@ class _Loader:
                 async for event in events:
                     item = self._prepare(event)
                     if item is not None:
-                        await send.send(item)
+                        for ready in self._in_key_order(item):
+                            await send.send(ready)
+                if self.sorting is not None and self.sorting[1].rows:
+                    await send.send(("sorted", *self.sorting, 0))
 
         async def consume() -> None:
             async with receive:
                 async for kind, name, rows, size in receive:
-                    await self._apply(kind, name, rows, size)
+                    if kind == "sorted":  # rows held back until their table ended, now in key order
+                        for sorted_rows, share in sorted_batches(rows):
+                            await self._apply("rows", name, sorted_rows, share)
+                    else:
+                        await self._apply(kind, name, rows, size)
 
         async with open_spool() as self.spool:
             await run_stages(produce, consume)
@@ -191,6 +202,28 @@ class _Loader:
         canonical = self.completeness.canonical(event) if self.completeness else None
         rows = plan.build_batch(event, self.source, canonical)
         return ("rows", name, rows, event.size)
+
+    def _in_key_order(self, item: tuple[str, str, list, int]) -> list[tuple[str, str, Any, int]]:  # type: ignore[type-arg]
+        """Where the target stores rows in key order, a table's rows are held back (sorted, spooled
+        when large) and sent as one ``sorted`` item when its table ends; the writer loads them while
+        this stage goes on reading the next table."""
+        kind, name, rows, size = item
+        ready: list[tuple[str, str, Any, int]] = []
+        if self.sorting is not None and (kind != "rows" or name != self.sorting[0]):
+            if self.sorting[1].rows:
+                ready.append(("sorted", *self.sorting, 0))
+            self.sorting = None
+        if kind == "rows" and self.conn.capabilities.clustered_by_key:
+            if self.sorting is None:
+                key_at = text_key_position(name, self.plans[name].columns)
+                if key_at is not None:
+                    assert self.spool is not None
+                    self.sorting = (name, KeyOrder(self.spool, key_at))
+            if self.sorting is not None and not self.sorting[1].passes(rows):
+                self.sorting[1].add(rows, size)
+                return ready
+        ready.append(item)
+        return ready
 
     def _selected(self, name: str) -> bool:
         return self.wanted is None or name in self.wanted
@@ -341,23 +374,31 @@ def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[s
 
 
 async def check_foreign_keys(conn: Connection, touched: Collection[str], live: dict[str, list[LiveColumn]]) -> None:
-    """Fail (and so roll back) when a loaded or emptied table leaves a catalogue FK dangling."""
-    q = conn.capabilities.quote
+    """Fail (and so roll back) when a loaded or emptied table leaves a catalogue FK dangling.
+
+    Each child table is read once for all its foreign keys (past the server's cache, a scan is the
+    cost); only when that finds a dangling value are they asked one by one, to name it."""
     for child_name in live:
         child = get_table(child_name)
         if child is None:
             continue
         live_cols = {c.name for c in live[child_name]}
-        for fk in child.foreign_keys:
-            if fk.parent not in live or (child_name not in touched and fk.parent not in touched):
-                continue
-            if not set(fk.columns) <= live_cols:
-                continue
-            col, pcol = fk.columns[0], fk.parent_columns[0]
-            rows = await conn.fetch(
-                f"SELECT c.{q(col)} FROM {q(child_name)} c WHERE c.{q(col)} IS NOT NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM {q(fk.parent)} p WHERE p.{q(pcol)} = c.{q(col)}) LIMIT 1")
-            if rows:
-                raise IntegrityFailure(
-                    f"table {child_name}, column {col}: value {rows[0][0]!r} has no row in {fk.parent}.{pcol}; "
-                    "nothing was changed")
+        checked = [fk for fk in child.foreign_keys if fk.parent in live and set(fk.columns) <= live_cols
+                   and (child_name in touched or fk.parent in touched)]
+        if checked and await _dangling(conn, child_name, checked):
+            for fk in checked:
+                rows = await _dangling(conn, child_name, [fk], fk.columns[0])
+                if rows:
+                    raise IntegrityFailure(
+                        f"table {child_name}, column {fk.columns[0]}: value {rows[0][0]!r} has no row in "
+                        f"{fk.parent}.{fk.parent_columns[0]}; nothing was changed")
+
+
+async def _dangling(conn: Connection, child: str, fks: Sequence[ForeignKey], column: str | None = None) -> list[Row]:
+    """A row of ``child`` (its ``column``, or 1) whose value of any of ``fks`` has no parent row."""
+    q = conn.capabilities.quote
+    missing = " OR ".join(
+        f"(c.{q(fk.columns[0])} IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {q(fk.parent)} p WHERE p.{q(fk.parent_columns[0])} = c.{q(fk.columns[0])}))"
+        for fk in fks)
+    return await conn.fetch(f"SELECT {f'c.{q(column)}' if column else '1'} FROM {q(child)} c WHERE {missing} LIMIT 1")

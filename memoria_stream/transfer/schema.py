@@ -6,7 +6,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Sequence
 
+import anyio
+
 from memoria_stream.model.catalog import Column, ForeignKey, Index, Table, get_table, insert_order
+from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 
 
@@ -110,6 +113,28 @@ async def create_missing_indexes(conn: Connection, names: Sequence[str]) -> list
                 await conn.execute(statement)
         built += [index.name for index, _ in missing]
     return built
+
+
+async def create_missing_indexes_alongside(conn: Connection, names: Sequence[str]) -> None:
+    """``create_missing_indexes`` outside any transaction, the tables (largest first) shared between
+    ``conn`` and a second connection where the backend takes several writers: a server builds an
+    index on one thread, so two builds at once keep two cores busy."""
+    if not conn.capabilities.parallel_writers or len(names) < 2:
+        await create_missing_indexes(conn, names)
+        return
+    waiting = list(names)
+
+    async def build(on: Connection) -> None:
+        while waiting:
+            await create_missing_indexes(on, [waiting.pop(0)])
+
+    async def build_alongside() -> None:
+        async with connect(conn.url) as other:
+            await build(other)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(build_alongside)
+        await build(conn)
 
 
 def _add_indexes_sql(caps: Capabilities, table: Table, indexes: Sequence[Index]) -> str:

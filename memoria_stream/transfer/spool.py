@@ -33,6 +33,7 @@ class Spool:
     def __init__(self) -> None:
         self.directory: Path | None = None
         self._files: dict[str, tuple[Path, IO[bytes]]] = {}
+        self._created = 0  # files made so far: each gets a new name
 
     @property
     def tables(self) -> list[str]:
@@ -44,10 +45,7 @@ class Spool:
     def add(self, table: str, rows: list[Row], size: int) -> None:
         """Park one batch; ``size`` (its input bytes, for progress) comes back with it."""
         _, file = self._files.get(table) or self._open(table)
-        try:
-            pickle.dump((rows, size), file, protocol=pickle.HIGHEST_PROTOCOL)
-        except OSError as exc:
-            raise OutputError(f"cannot write the import's temp file in {self.directory}: {exc}") from exc
+        self.dump((rows, size), file)
 
     def batches(self, table: str) -> Iterator[tuple[list[Row], int]]:
         """The batches of ``table`` in the order they were added; its file is removed once read."""
@@ -62,15 +60,27 @@ class Spool:
         path.unlink()
 
     def _open(self, table: str) -> tuple[Path, IO[bytes]]:
+        self._files[table] = self.new_file("rows")
+        return self._files[table]
+
+    def new_file(self, suffix: str) -> tuple[Path, IO[bytes]]:
+        """A new private file in the spool's directory, open for writing; the caller closes it."""
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # mode 0700
-        path = self.directory / f"{len(self._files)}.rows"
+        self._created += 1
+        path = self.directory / f"{self._created}.{suffix}"
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise OutputError(f"cannot create the import's temp file in {self.directory}: {exc}") from exc
-        self._files[table] = (path, os.fdopen(descriptor, "wb"))
-        return self._files[table]
+        return path, os.fdopen(descriptor, "wb")
+
+    def dump(self, value: object, file: IO[bytes]) -> None:
+        """Pickle ``value`` into one of the spool's files."""
+        try:
+            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:
+            raise OutputError(f"cannot write the import's temp file in {self.directory}: {exc}") from exc
 
     def remove(self) -> None:
         for _, file in self._files.values():

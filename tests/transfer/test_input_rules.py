@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from memoria_stream.drivers import connect
+from memoria_stream.model.types import JSON_NULL
 
 from support.databases import make_database
 from support.copy_support import run_cli, seed
@@ -72,3 +73,13 @@ async def test_json_null_marker_naming_a_json_column_stores_json_null(loaded: st
     async with connect(loaded) as conn:
         stored = await conn.fetch("SELECT centroid FROM clusters WHERE id = 99")
     assert stored[0][0] is not None  # JSON null, not SQL NULL
+
+
+@pytest.mark.parametrize("column", ["chat_id", "team_id", "workspace_id"])
+async def test_a_dangling_reference_is_named_by_its_column(loaded: str, tmp_path: Path, column: str) -> None:
+    """short_term_memory has three foreign keys, checked in one pass: the one that dangles is named."""
+    row = {k: (None if v is JSON_NULL else v) for k, v in build_dataset(4)["short_term_memory"][0].items()}
+    row.update({"memory_id": "stm-dangling", column: "nowhere"})
+    path = ndjson(tmp_path / "dangling.ndjson", ("short_term_memory", row))
+    await rejected(loaded, path, "table short_term_memory", f"column {column}", "'nowhere' has no row in",
+                   extra=("--no-truncate",))
