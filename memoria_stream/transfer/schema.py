@@ -11,6 +11,7 @@ import anyio
 from memoria_stream.model.catalog import Column, ForeignKey, Index, Table, get_table, insert_order
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
+from memoria_stream.errors import DatabaseError
 
 
 def column_definition(caps: Capabilities, column: Column) -> str:
@@ -129,7 +130,11 @@ async def create_missing_indexes_alongside(conn: Connection, names: Sequence[str
             await create_missing_indexes(on, [waiting.pop(0)])
 
     async def build_alongside() -> None:
-        async with connect(conn.url) as other:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                other = await stack.enter_async_context(connect(conn.url))
+            except DatabaseError:  # no connection to spare (max_connections…): ``conn`` builds them all
+                return
             await build(other)
 
     async with anyio.create_task_group() as group:
