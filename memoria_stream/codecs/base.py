@@ -123,6 +123,9 @@ class Encoder(Protocol):
     # encoder computes from the bytes it wrote (``rows_digest``) and its decoder from the bytes it
     # read (``RowBatch.digest``), both far cheaper than digesting canonical values.
     rows_digest_kind: str | None
+    # ``rows`` of a batch are the same bytes wherever the batch falls in its table (NDJSON: a line
+    # per row; JSON's depend on being first): batches can be encoded apart, by another process.
+    rows_stand_alone: bool
 
     def rows_digest(self, data: bytes) -> int: ...
 

@@ -48,6 +48,7 @@ class JSONEncoder:
 
     # A row's bytes depend on where it sits in the indented document: its canonical values are digested.
     rows_digest_kind = None
+    rows_stand_alone = False
 
     def rows_digest(self, data: bytes) -> int:
         raise NotImplementedError("JSON files carry the canonical checksum")

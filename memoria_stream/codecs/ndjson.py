@@ -49,6 +49,7 @@ class NDJSONEncoder:
         return dumps({"trailer": trailer}) + b"\n"
 
     rows_digest_kind = ROW_DIGEST
+    rows_stand_alone = True
 
     def rows_digest(self, data: bytes) -> int:
         """The sum of ``line_digest`` over the lines of ``data``, which ``rows`` ended each with a newline."""

@@ -56,6 +56,9 @@ class Capabilities:
     # ``fingerprints`` hashes rows in this process (SQLite cannot hash): a scan of them is Python
     # work worth sharing out between processes; elsewhere the server does it.
     fingerprints_in_client: bool = False
+    # ``row_ranges`` cuts a table into slices that processes can read apart (SQLite's rowid): an
+    # export, Python work, shares them out between this process and a worker on another core.
+    sliced_reads: bool = False
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects
@@ -147,9 +150,15 @@ class Connection(Protocol):
         ...
 
     def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
-             order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
+             order_by: Sequence[str] = (), within: tuple[int, int] | None = None) -> AsyncIterator[list[Row]]:
         """Raw driver values of ``columns`` in batches (convert with ``capabilities.decoders``),
-        sorted by ``order_by`` where given."""
+        sorted by ``order_by`` where given; only the rows of one of ``row_ranges``, where ``within``."""
+        ...
+
+    async def row_ranges(self, table: str, slices: int) -> list[tuple[int, int]] | None:
+        """About ``slices`` ranges of the table's own row order (SQLite's rowid) that ``read(within=…)``
+        reads one by one, each in the order a plain ``read`` has; ``None`` where the backend has none
+        (``capabilities.sliced_reads``)."""
         ...
 
     def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,

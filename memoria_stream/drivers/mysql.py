@@ -12,7 +12,7 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT, SERVER_STATUS
 
-from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFailure
+from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFailure, InternalError
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
@@ -281,10 +281,15 @@ class MySQLConnection:
                 await shielded(self._conn.rollback())
 
     async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
-                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
+                   order_by: Sequence[str] = (), within: tuple[int, int] | None = None) -> AsyncIterator[list[Row]]:
+        if within is not None:
+            raise InternalError("this backend reads no slices (capabilities.sliced_reads)")
         sql = select_sql(self.capabilities, table, columns, order_by)
         async for rows in self._stream(sql, batch_rows):
             yield rows
+
+    async def row_ranges(self, table: str, slices: int) -> list[tuple[int, int]] | None:
+        return None
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
                            keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),

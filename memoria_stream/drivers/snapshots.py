@@ -6,8 +6,10 @@ Each backend has its own way to start N snapshots at one instant:
   adopt it (``SET TRANSACTION SNAPSHOT``) — the very same snapshot, by the server's guarantee.
 - MySQL/MariaDB has no shared snapshot, so writes to the copied tables are held off with
   ``LOCK TABLES … READ`` on a guard connection while the N consistent snapshots start, then released.
-- SQLite likewise: a guard connection takes the write lock (``BEGIN IMMEDIATE``) so that no writer
-  can commit while the N read transactions pin their snapshot, then rolls back.
+- SQLite in WAL mode likewise: a guard connection takes the write lock (``BEGIN IMMEDIATE``) so that
+  no writer can commit while the N read transactions pin their snapshot, then rolls back. In
+  rollback-journal mode the first reader's shared lock already holds every commit off (and a
+  read-only file takes no write lock).
 
 The guard is held for milliseconds; the snapshots last for the whole copy.
 """
@@ -91,7 +93,9 @@ async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, pin_others
 
 async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                   tables: Sequence[str]) -> None:
-    if first.url.is_memory:  # every connection to :memory: is a different, empty database
+    # Every connection to :memory: is a different, empty database. Outside WAL mode a reader's shared
+    # lock holds every commit off until its transaction ends: the moment holds while others start.
+    if first.url.is_memory or (await first.fetch("PRAGMA journal_mode"))[0][0] != "wal":
         await stack.enter_async_context(first.snapshot())
         await pin_others(None)
         return

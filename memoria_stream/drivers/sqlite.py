@@ -37,6 +37,7 @@ def _timestamp(value: Any) -> Any:
 CAPABILITIES = Capabilities(
     dialect="sqlite",
     fingerprints_in_client=True,
+    sliced_reads=True,
     quote_char='"',
     placeholder="?",
     bulk_copy=False,
@@ -181,10 +182,12 @@ class SQLiteConnection:
             await _shielded(self._rollback())
 
     async def read(self, table: str, columns: Sequence[str], *, batch_rows: int,
-                   order_by: Sequence[str] = ()) -> AsyncIterator[list[Row]]:
+                   order_by: Sequence[str] = (), within: tuple[int, int] | None = None) -> AsyncIterator[list[Row]]:
         sql = select_sql(self.capabilities, table, columns, order_by)
+        if within is not None:  # a rowid range: read through the table's b-tree in rowid order, as a full scan
+            sql = f"{sql} WHERE _rowid_ >= ? AND _rowid_ < ?"
         with _translated(self.url):
-            cursor = await self._db.execute(sql)
+            cursor = await self._db.execute(sql, within or ())
             try:
                 size = min(batch_rows, PROBE_ROWS)  # one large fetch per thread hop, sized by bytes
                 while rows := cast("list[Row]", list(await cursor.fetchmany(size))):
@@ -193,6 +196,16 @@ class SQLiteConnection:
                         size = rows_per_batch(rows, batch_rows)
             finally:
                 await cursor.close()
+
+    async def row_ranges(self, table: str, slices: int) -> list[tuple[int, int]] | None:
+        try:
+            (low, high), = await self.fetch(f"SELECT min(_rowid_), max(_rowid_) FROM {self.capabilities.quote(table)}")
+        except DatabaseError:  # a WITHOUT ROWID table: no range to cut
+            return None
+        if low is None:
+            return []
+        width = max(1, -(-(high - low + 1) // max(1, slices)))  # rowids are dense where rows were only added
+        return [(start, min(start + width, high + 1)) for start in range(low, high + 1, width)]
 
     async def fingerprints(self, table: str, key: str, columns: Sequence[LiveColumn], *, batch_rows: int,
                            keys: Sequence[Any] | None = None, share: tuple[int, int] = (0, 1),

@@ -44,7 +44,7 @@ from memoria_stream.model.types import Row
 from memoria_stream.transfer.digests import row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, READY, REMOVE, SUSPECT, Changes, Counts, Key, Scan, Spool, compare, joined, scan)
-from memoria_stream.transfer.scan_worker import ScanWorker, scan_in_worker
+from memoria_stream.transfer.worker import Worker, scan_in_worker
 from memoria_stream.transfer.sync_memory import (
     MemoryWriter, TableMemory, load, pair_folder, remembers_storage, signature, sweep,
 )
@@ -162,7 +162,7 @@ async def sync_database(
 
 @contextlib.asynccontextmanager
 async def _source_snapshot(url: str, target: Connection,
-                           tables: Sequence[str]) -> AsyncIterator[tuple[Connection, ScanWorker | None]]:
+                           tables: Sequence[str]) -> AsyncIterator[tuple[Connection, Worker | None]]:
     """The source inside its snapshot and, where its fingerprints are hashed in this process, a helper
     process pinned to the very same moment to take half of that work (the other core) — unless the
     memory knows the source's storage, so that only the rows of changed storage will be read."""
@@ -170,7 +170,7 @@ async def _source_snapshot(url: str, target: Connection,
         helper = None
         if source.capabilities.fingerprints_in_client and not source.url.is_memory \
                 and not remembers_storage(pair_folder(source.url, target.url), tables):
-            helper = await stack.enter_async_context(ScanWorker(url))
+            helper = await stack.enter_async_context(Worker(url))
             await stack.enter_async_context(shared_snapshot(source, helper.pin, tables))
         else:
             await stack.enter_async_context(source.snapshot())
@@ -193,7 +193,7 @@ class _Sync:
         self._folder = pair_folder(source.url, target.url)
         self._signatures: dict[str, str] = {}
         self._keepers_to_commit: dict[str, MemoryWriter] = {}
-        self.helper: ScanWorker | None = None  # a process that scans a share of the source
+        self.helper: Worker | None = None  # a process that scans a share of the source
         self.whole: set[str] = set()  # tables the target holds no row of: copied whole, not by key
         self.source_scans: list[Scan] = []
         self.spools = Path()

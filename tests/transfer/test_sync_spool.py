@@ -16,7 +16,7 @@ from memoria_stream.transfer.digests import row_digest, row_digests
 from memoria_stream.transfer.keyspool import (
     ARRIVE, KEYS_PER_BATCH, PARTITIONS, REMOVE, SUSPECT, Changes, Counts, Scan, Spool, _PartitionedWriter, compare,
     partition_of, summary_of)
-from memoria_stream.transfer.scan_worker import scan_in_worker
+from memoria_stream.transfer.worker import scan_in_worker
 from memoria_stream.transfer.sync_memory import MemoryWriter, TableMemory, load
 
 

@@ -1,16 +1,18 @@
-"""A worker process that scans one side of a ``--sync`` (``keyspool.scan``) on another core.
+"""A worker process that reads the same database on another core: it scans one side of a
+``--sync`` (``keyspool.scan``), or encodes slices of a table for an export (``export.encode_slice``).
 
-Hashing rows is Python work and one process gets one core, so the target is scanned in a worker
-while this process scans the source; where the source's fingerprints are computed here too
-(SQLite), a second worker takes a share of the source's rows. Such a worker must read the very
-moment this process reads, so it starts its snapshot only when told (``pin``), while
+Hashing and encoding rows are Python work and one process gets one core. For ``--sync`` the target
+is scanned in a worker while this process scans the source; where the source's fingerprints are
+computed here too (SQLite), a second worker takes a share of the source's rows. An export of SQLite
+has every other slice of each table encoded by a worker. Such a worker must read the very moment
+this process reads, so it starts its snapshot only when told (``pin``), while
 ``drivers.snapshots.shared_snapshot`` holds that moment (PostgreSQL hands over its exported
 snapshot; SQLite and MySQL hold writers off for those milliseconds).
 
 A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
 parent's main module in the worker, which may be anyone's script. Both ways, messages are frames of
-an 8-byte length and a pickle: ``open`` → ``ready``, ``pin`` → ``pinned``, ``scan`` → ``done``, or
-``error`` at any step. Cancelled or failed, the parent kills the child.
+an 8-byte length and a pickle: ``open`` → ``ready``, ``pin`` → ``pinned``, then ``scan`` or
+``encode`` → ``done``, or ``error`` at any step. Cancelled or failed, the parent kills the child.
 """
 
 from __future__ import annotations
@@ -29,22 +31,23 @@ from memoria_stream.children import child_env
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.snapshots import join_snapshot
 from memoria_stream.errors import InternalError
+from memoria_stream.transfer.export_slices import EncodedSlice, SliceEncoder, SliceRequest
 from memoria_stream.transfer.keyspool import Scan, scan
 from memoria_stream.transfer.pipeline import fewer_collections
 
 _FRAME = struct.Struct(">Q")
-_WORKER = "from memoria_stream.transfer.scan_worker import worker_main; worker_main()"
+_WORKER = "from memoria_stream.transfer.worker import worker_main; worker_main()"
 
 
-class ScanWorker:
-    """``async with ScanWorker(url) as worker``: a child process connected to ``url``, waiting to pin."""
+class Worker:
+    """``async with Worker(url) as worker``: a child process connected to ``url``, waiting to pin."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._process: Process | None = None
         self._answers: BufferedByteReceiveStream | None = None
 
-    async def __aenter__(self) -> ScanWorker:
+    async def __aenter__(self) -> Worker:
         self._process = await anyio.open_process([sys.executable, "-c", _WORKER], env=child_env())
         assert self._process.stdout is not None
         self._answers = BufferedByteReceiveStream(self._process.stdout)
@@ -67,6 +70,10 @@ class ScanWorker:
         """``keyspool.scan`` in the pinned snapshot; returns the filled request."""
         return cast(Scan, await self._ask("scan", request, expect="done"))
 
+    async def encode(self, request: SliceRequest) -> EncodedSlice:
+        """``export.encode_slice`` in the pinned snapshot."""
+        return cast(EncodedSlice, await self._ask("encode", request, expect="done"))
+
     async def _ask(self, kind: str, payload: Any, *, expect: str) -> Any:
         assert self._process is not None and self._process.stdin is not None and self._answers is not None
         data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
@@ -75,11 +82,11 @@ class ScanWorker:
             (length,) = _FRAME.unpack(await self._answers.receive_exactly(_FRAME.size))
             answer, value = pickle.loads(await self._answers.receive_exactly(length))
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
-            raise InternalError(f"the --sync worker process failed: {await self._last_words()}") from None
+            raise InternalError(f"the worker process failed: {await self._last_words()}") from None
         if answer == "error":
             raise value
         if answer != expect:
-            raise InternalError(f"the --sync worker process answered {answer!r} to {kind!r}")
+            raise InternalError(f"the worker process answered {answer!r} to {kind!r}")
         return value
 
     async def _last_words(self) -> str:
@@ -102,7 +109,7 @@ class ScanWorker:
 
 async def scan_in_worker(url: str, request: Scan) -> Scan:
     """``scan`` of ``url`` in a worker process, in a snapshot of its own; returns the filled request."""
-    async with ScanWorker(url) as worker:
+    async with Worker(url) as worker:
         await worker.pin(None)
         return await worker.scan(request)
 
@@ -127,20 +134,24 @@ async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         _, adopt = _request(requests, "pin")
         async with join_snapshot(conn, adopt):
             _answer(answers, "pinned", None)
+            slices = SliceEncoder(conn)
             while True:  # until the parent closes the pipe
-                _, request = _request(requests, "scan")
-                await scan(conn, request)
-                _answer(answers, "done", request)
+                kind, request = _request(requests, "scan", "encode")
+                if kind == "scan":
+                    await scan(conn, request)
+                    _answer(answers, "done", request)
+                else:
+                    _answer(answers, "done", await slices.encode(request))
 
 
-def _request(requests: IO[bytes], kind: str) -> tuple[str, Any]:
+def _request(requests: IO[bytes], *kinds: str) -> tuple[str, Any]:
     header = requests.read(_FRAME.size)
     if len(header) < _FRAME.size:
         raise SystemExit(0)  # the parent went away: nothing left to do
     (length,) = _FRAME.unpack(header)
     found, payload = pickle.loads(requests.read(length))
-    if found != kind:
-        raise InternalError(f"the --sync worker expected {kind!r}, got {found!r}")
+    if found not in kinds:
+        raise InternalError(f"the worker expected {' or '.join(map(repr, kinds))}, got {found!r}")
     return found, payload
 
 

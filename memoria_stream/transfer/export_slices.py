@@ -1,0 +1,60 @@
+"""Slices of a table encoded apart, so that two processes share the work of an export.
+
+A slice is one of ``Connection.row_ranges`` (SQLite: a rowid range). Read in the backend's own
+order and encoded by a format whose batches stand alone (NDJSON: a line per row), a slice is exactly
+the bytes the whole table's export holds at its place. An export encodes every other slice itself
+and has a worker process (``worker.py``, in the same snapshot) encode the others, then writes them
+in order: the file is the one a single process writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memoria_stream.codecs import encoder_for
+from memoria_stream.codecs.base import Encoder
+from memoria_stream.drivers.base import Connection, LiveColumn
+from memoria_stream.transfer.plans import ExportPlan, export_plan
+
+
+@dataclass(frozen=True)
+class SliceRequest:
+    table: str
+    live: tuple[LiveColumn, ...]  # as the exporting process saw them: both build the same plan
+    format: str
+    within: tuple[int, int]
+    batch_rows: int
+
+
+@dataclass(frozen=True)
+class EncodedSlice:
+    data: bytes
+    rows: int
+    digest: int  # the slice's share of its table's trailer digest
+
+
+class SliceEncoder:
+    """Encodes the slices asked of one connection (a worker's); plans and encoders made once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._plans: dict[tuple[str, tuple[LiveColumn, ...]], ExportPlan] = {}
+
+    async def encode(self, request: SliceRequest) -> EncodedSlice:
+        known = (request.table, request.live)
+        plan = self._plans.get(known) or self._plans.setdefault(
+            known, export_plan(request.table, request.live, self.conn.capabilities))
+        return await encode_slice(self.conn, plan, encoder_for(request.format), request.within, request.batch_rows)
+
+
+async def encode_slice(conn: Connection, plan: ExportPlan, encoder: Encoder, within: tuple[int, int],
+                       batch_rows: int) -> EncodedSlice:
+    parts: list[bytes] = []
+    rows = digest = 0
+    async for raw in conn.read(plan.layout.name, plan.layout.columns, batch_rows=batch_rows, within=within):
+        decoded = plan.decode(raw)
+        data = encoder.rows(plan.layout, decoded, False)
+        parts.append(data)
+        rows += len(decoded)
+        digest += encoder.rows_digest(data)
+    return EncodedSlice(b"".join(parts), rows, digest)
