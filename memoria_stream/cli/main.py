@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import anyio
 
 from memoria_stream import __version__
+from memoria_stream.malloc import one_arena
 from memoria_stream.errors import InternalError, MemoriaStreamError
 
 # Feature modules that contribute subcommands, in the order they appear in --help.
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    one_arena()  # before any thread starts: peak RSS stays flat as runs grow
     args = build_parser().parse_args(argv)
     stopped: list[int] = []  # the signal that stopped the run, if one did
     # A dropped connection can leave asyncio logging "Future exception was never retrieved" for a

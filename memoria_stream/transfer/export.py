@@ -163,8 +163,8 @@ def _digest(encoder: Encoder, layout: TableLayout, rows: Sequence[Row], data: by
 
 # A database this large is exported by two processes (each slice about SLICE_ROWS rows): below it,
 # starting the worker (about 0.2 s) would cost more than it saves.
-SHARED_FROM_BYTES = 32 * 1024 * 1024
-SLICE_ROWS = 2000
+SHARED_FROM_BYTES = 16 * 1024 * 1024
+SLICE_ROWS = 1000
 
 
 @contextlib.asynccontextmanager

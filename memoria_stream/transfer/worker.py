@@ -28,6 +28,7 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from memoria_stream.children import child_env
+from memoria_stream.malloc import one_arena
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.snapshots import join_snapshot
 from memoria_stream.errors import InternalError
@@ -118,6 +119,7 @@ async def scan_in_worker(url: str, request: Scan) -> Scan:
 
 def worker_main() -> None:
     """The worker process: frames on stdin, answers on stdout (see the module docstring)."""
+    one_arena()
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     try:
         with fewer_collections():
