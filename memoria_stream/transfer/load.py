@@ -20,7 +20,8 @@ from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ImportPlan, check_table_name
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.model.types import Row
-from memoria_stream.transfer.schema import create_missing_indexes, create_missing_indexes_alongside, drop_tables, ensure_tables, live_tables
+from memoria_stream.transfer.schema import (
+    create_missing_indexes, create_missing_indexes_alongside, drop_tables, ensure_tables, live_tables)
 from memoria_stream.transfer.key_order import KeyOrder, sorted_batches, text_key_position
 from memoria_stream.transfer.spool import Spool, open_spool
 
@@ -168,7 +169,7 @@ class _Loader:
         async def consume() -> None:
             async with receive:
                 async for kind, name, rows, size in receive:
-                    if kind == "sorted":  # rows held back until their table ended, now in key order
+                    if kind == "sorted":  # ``rows``: a table's KeyOrder, held back until the table ended
                         for sorted_rows, share in sorted_batches(rows):
                             await self._apply("rows", name, sorted_rows, share)
                     else:

@@ -6,12 +6,11 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Iterable, Sequence
 
-import anyio
-
 from memoria_stream.model.catalog import Column, ForeignKey, Index, Table, get_table, insert_order
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Capabilities, Connection, LiveColumn
 from memoria_stream.errors import DatabaseError
+from memoria_stream.transfer.pipeline import run_stages
 
 
 def column_definition(caps: Capabilities, column: Column) -> str:
@@ -137,9 +136,7 @@ async def create_missing_indexes_alongside(conn: Connection, names: Sequence[str
                 return
             await build(other)
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(build_alongside)
-        await build(conn)
+    await run_stages(build_alongside, lambda: build(conn))  # the first real error, not a group of them
 
 
 def _add_indexes_sql(caps: Capabilities, table: Table, indexes: Sequence[Index]) -> str:
