@@ -147,14 +147,22 @@ async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 def _request(requests: IO[bytes], *kinds: str) -> tuple[str, Any]:
-    header = requests.read(_FRAME.size)
-    if len(header) < _FRAME.size:
-        raise SystemExit(0)  # the parent went away: nothing left to do
-    (length,) = _FRAME.unpack(header)
-    found, payload = pickle.loads(requests.read(length))
+    (length,) = _FRAME.unpack(_read_exactly(requests, _FRAME.size))
+    found, payload = pickle.loads(_read_exactly(requests, length))
     if found not in kinds:
         raise InternalError(f"the worker expected {' or '.join(map(repr, kinds))}, got {found!r}")
     return found, payload
+
+
+def _read_exactly(requests: IO[bytes], size: int) -> bytes:
+    parts = []
+    while size:
+        part = requests.read(size)
+        if not part:
+            raise SystemExit(0)  # the parent went away: nothing left to do
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
 
 
 def _answer(answers: IO[bytes], kind: str, value: Any) -> None:
@@ -162,5 +170,10 @@ def _answer(answers: IO[bytes], kind: str, value: Any) -> None:
         data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # an error that does not pickle: its text, then
         data = pickle.dumps(("error", InternalError(f"{type(value).__name__}: {value}")))
-    answers.write(_FRAME.pack(len(data)) + data)
+    # A signal (Ctrl-Z and fg, a profiler's pause) can cut a large write short, and a buffered
+    # writer then reports what it took rather than keep the rest: write until all of it is out, or
+    # the parent waits forever for the end of an answer.
+    frame = memoryview(_FRAME.pack(len(data)) + data)
+    while frame:
+        frame = frame[answers.write(frame) or 0:]
     answers.flush()

@@ -1,0 +1,48 @@
+"""The worker's pipe protocol survives short writes and reads: a signal (Ctrl-Z and fg, a
+profiler's pause) cuts a large write to a pipe short, and a buffered writer then reports what it
+took instead of keeping the rest. Found when an export stopped and continued waited forever."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+from memoria_stream.transfer import worker
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe end that takes or gives at most ``step`` bytes a call, as an interrupted one does."""
+
+    def __init__(self, data: bytes = b"", step: int = 4093) -> None:
+        self.taken = bytearray()
+        self.data, self.step = data, step
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        part = bytes(b[:self.step])
+        self.taken += part
+        return len(part)
+
+    def read(self, size: int = -1) -> bytes:
+        part, self.data = self.data[:min(size, self.step)], self.data[min(size, self.step):]
+        return part
+
+
+def test_a_large_answer_is_written_whole_through_short_writes() -> None:
+    value = {"slice": bytes(range(256)) * 4000, "rows": 1000}  # about 1 MB, like an encoded slice
+    pipe = _Trickle()
+    worker._answer(pipe, "done", value)  # type: ignore[arg-type]
+    length = int.from_bytes(pipe.taken[:8], "big")
+    assert length == len(pipe.taken) - 8
+    assert pickle.loads(bytes(pipe.taken[8:])) == ("done", value)
+
+
+def test_a_request_is_read_whole_through_short_reads() -> None:
+    request = pickle.dumps(("encode", "x" * 100_000))
+    pipe = _Trickle(len(request).to_bytes(8, "big") + request, step=1000)
+    assert worker._request(pipe, "encode") == ("encode", "x" * 100_000)  # type: ignore[arg-type]
