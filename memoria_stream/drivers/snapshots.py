@@ -108,6 +108,15 @@ async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, pin_other
             await shielded(guard.execute("ROLLBACK"))
 
 
+async def joins_later(conn: Connection) -> bool:
+    """Whether a snapshot that another connection starts later, while ``conn``'s snapshot lasts, sees
+    the same moment (``join_snapshot(other, None)`` at any time): SQLite outside WAL mode, where the
+    shared lock of ``conn``'s read transaction holds every commit off."""
+    if conn.capabilities.dialect != "sqlite" or conn.url.is_memory:
+        return False
+    return bool((await conn.fetch("PRAGMA journal_mode"))[0][0] != "wal")
+
+
 _STARTERS: dict[str, Callable[[contextlib.AsyncExitStack, Connection, Pinned, Sequence[str]],
                               Awaitable[None]]] = {
     "postgresql": _postgres, "mysql": _mysql, "sqlite": _sqlite,

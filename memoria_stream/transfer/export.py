@@ -14,7 +14,7 @@ from memoria_stream.codecs.base import Encoder, TableLayout
 from memoria_stream.transfer.completeness import ROW_DIGEST_KEY, trailer_object
 from memoria_stream.transfer.digests import digest_sum
 from memoria_stream.drivers.base import Connection, count_rows
-from memoria_stream.drivers.snapshots import shared_snapshot
+from memoria_stream.drivers.snapshots import joins_later, shared_snapshot
 from memoria_stream.errors import DatabaseError, InputError, InternalError
 from memoria_stream.transfer.export_slices import EncodedSlice, SliceRequest, encode_slice
 from memoria_stream.transfer.pipeline import channel, run_stages
@@ -56,7 +56,7 @@ async def export_tables(
 ) -> RunReport:
     """Write ``tables`` of ``conn`` through ``encoder``; counts and rows come from one snapshot."""
     report = RunReport("export", format=encoder.format_name)
-    async with _snapshot(conn, encoder) as worker:
+    async with _snapshot(conn, encoder) as helper:
         names = await resolve_tables(conn, tables, report)
         plans = [await _plan(conn, name, report) for name in names]
         counts = {p.layout.name: await count_rows(conn, p.layout.name) for p in plans}
@@ -66,7 +66,7 @@ async def export_tables(
         if encoder.rows_digest_kind:
             report.metadata[ROW_DIGEST_KEY] = encoder.rows_digest_kind
         await write(encoder.header(report.metadata))
-        slicing = _Slicing(conn, worker, encoder, counts, batch_rows) if worker else None
+        slicing = _Slicing(conn, helper, encoder, counts, batch_rows) if helper else None
         sums = await _stream(conn, plans, write, encoder, report, batch_rows, on_batch, slicing)
         written = {p.layout.name: report.table(p.layout.name).rows for p in plans}
         await write(encoder.footer(trailer_object(written, sums, encoder.rows_digest_kind)))
@@ -168,42 +168,77 @@ SLICE_ROWS = 1000
 
 
 @contextlib.asynccontextmanager
-async def _snapshot(conn: Connection, encoder: Encoder) -> AsyncIterator[Worker | None]:
-    """``conn`` inside its snapshot and, where the source is read in slices and is large, a worker
-    process in the same snapshot that encodes every other slice (the other core). A source where
-    that cannot start (a read-only file cannot hold writers off while both snapshots start) is
-    exported by this process alone."""
+async def _snapshot(conn: Connection, encoder: Encoder) -> AsyncIterator[_Helper | None]:
+    """``conn`` inside its snapshot and, where the source is read in slices and is large, a helper
+    that gives a worker process in the same snapshot, to encode every other slice (the other core)."""
     async with contextlib.AsyncExitStack() as stack:
-        worker = None
-        if encoder.rows_stand_alone and conn.capabilities.sliced_reads and not conn.url.is_memory \
-                and await conn.database_size() >= SHARED_FROM_BYTES:
-            attempt = contextlib.AsyncExitStack()
-            try:
-                worker = await attempt.enter_async_context(Worker(conn.url))
-                await attempt.enter_async_context(shared_snapshot(conn, worker.pin))
-            except (DatabaseError, InternalError):
-                await attempt.aclose()
-                worker = None
-            else:
-                await stack.enter_async_context(attempt)
-        if worker is None:
+        if not (encoder.rows_stand_alone and conn.capabilities.sliced_reads and not conn.url.is_memory
+                and await conn.database_size() >= SHARED_FROM_BYTES):
             await stack.enter_async_context(conn.snapshot())
-        yield worker
+            yield None
+            return
+        if await joins_later(conn):
+            await stack.enter_async_context(conn.snapshot())
+            # Checked again inside: the mode cannot change while the snapshot's lock is held.
+            yield _Helper(stack, conn) if await joins_later(conn) else None
+            return
+        yield await _pinned_at_start(stack, conn)
+
+
+async def _pinned_at_start(stack: contextlib.AsyncExitStack, conn: Connection) -> _Helper | None:
+    """The worker pinned as the snapshot starts (SQLite in WAL mode: writers are held off while both
+    start), or none where that cannot be done (a read-only file takes no write lock)."""
+    async with contextlib.AsyncExitStack() as attempt:  # closed on the way out unless handed over
+        try:
+            worker = await attempt.enter_async_context(Worker(conn.url))
+            await attempt.enter_async_context(shared_snapshot(conn, worker.pin))
+        except (DatabaseError, InternalError):
+            worker = None
+        else:
+            stack.push_async_exit(attempt.pop_all())
+    if worker is None:
+        await stack.enter_async_context(conn.snapshot())
+        return None
+    return _Helper(stack, conn, worker)
+
+
+class _Helper:
+    """The worker process, started when the first slices need it, so that the file's first bytes do
+    not wait for a process to start (where it can join the snapshot late); none if it cannot start."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack, conn: Connection, worker: Worker | None = None) -> None:
+        self.stack, self.conn, self._worker = stack, conn, worker
+        self._tried = worker is not None
+
+    async def worker(self) -> Worker | None:
+        if not self._tried:
+            self._tried = True
+            async with contextlib.AsyncExitStack() as attempt:  # closed on the way out unless handed over
+                try:
+                    worker = await attempt.enter_async_context(Worker(self.conn.url))
+                    await worker.pin(None)
+                except (DatabaseError, InternalError):
+                    return None
+                self._worker = worker
+                self.stack.push_async_exit(attempt.pop_all())
+        return self._worker
 
 
 class _Slicing:
     """Each table in slices, two at a time: one encoded here while the worker encodes the next."""
 
-    def __init__(self, conn: Connection, worker: Worker, encoder: Encoder, counts: dict[str, int],
+    def __init__(self, conn: Connection, helper: _Helper, encoder: Encoder, counts: dict[str, int],
                  batch_rows: int) -> None:
-        self.conn, self.worker, self.encoder = conn, worker, encoder
+        self.conn, self.helper, self.encoder = conn, helper, encoder
         self.counts, self.batch_rows = counts, batch_rows
+        self.worker: Worker | None = None
 
     async def ranges(self, plan: ExportPlan) -> list[tuple[int, int]] | None:
         name = plan.layout.name
         if self.counts[name] < 2 * SLICE_ROWS:
             return None
-        return await self.conn.row_ranges(name, -(-self.counts[name] // SLICE_ROWS))
+        self.worker = await self.helper.worker()
+        return await self.conn.row_ranges(name, -(-self.counts[name] // SLICE_ROWS)) if self.worker else None
 
     async def send(self, plan: ExportPlan, ranges: list[tuple[int, int]],
                    emit: Callable[[EncodedSlice], Awaitable[Any]]) -> None:
@@ -215,6 +250,7 @@ class _Slicing:
             there: list[EncodedSlice] = []
 
             async def ask_worker(within: tuple[int, int]) -> None:
+                assert self.worker is not None
                 there.append(await self.worker.encode(request(within=within)))
 
             async with anyio.create_task_group() as group:
