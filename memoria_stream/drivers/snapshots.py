@@ -93,9 +93,9 @@ async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, pin_others
 
 async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                   tables: Sequence[str]) -> None:
-    # Every connection to :memory: is a different, empty database. Outside WAL mode a reader's shared
-    # lock holds every commit off until its transaction ends: the moment holds while others start.
-    if first.url.is_memory or (await first.fetch("PRAGMA journal_mode"))[0][0] != "wal":
+    # Every connection to :memory: is a different, empty database; outside WAL mode the first
+    # reader's shared lock holds the moment while the others start (``joins_later``).
+    if first.url.is_memory or await joins_later(first):
         await stack.enter_async_context(first.snapshot())
         await pin_others(None)
         return

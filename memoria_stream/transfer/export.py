@@ -10,18 +10,16 @@ import anyio
 
 from memoria_stream import __version__
 from memoria_stream.model.catalog import EXPORT_ORDER, get_table, insert_order
-from memoria_stream.codecs.base import Encoder, TableLayout
+from memoria_stream.codecs.base import Encoder
 from memoria_stream.transfer.completeness import ROW_DIGEST_KEY, trailer_object
-from memoria_stream.transfer.digests import digest_sum
 from memoria_stream.drivers.base import Connection, count_rows
 from memoria_stream.drivers.snapshots import joins_later, shared_snapshot
 from memoria_stream.errors import DatabaseError, InputError, InternalError
-from memoria_stream.transfer.export_slices import EncodedSlice, SliceRequest, encode_slice
+from memoria_stream.transfer.export_slices import EncodedSlice, SliceRequest, batch_digest, encode_slice
 from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ExportPlan, check_table_names, export_plan
 from memoria_stream.transfer.reports import RunReport
 from memoria_stream.transfer.worker import Worker
-from memoria_stream.model.types import Row
 from memoria_stream.model.values import utc_now_iso
 
 BATCH_ROWS = 5000
@@ -132,7 +130,7 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
                 elif kind in ("rows", "slice"):
                     if kind == "rows":
                         data, count = encoder.rows(layout, rows, first), len(rows)
-                        digest = _digest(encoder, layout, rows, data)
+                        digest = batch_digest(encoder, layout, rows, data)
                     else:  # encoded already, here or by the worker
                         data, count, digest = rows.data, rows.rows, rows.digest
                     first = first and not count
@@ -149,14 +147,6 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
 
     await run_stages(read, encode_and_write)
     return sums
-
-
-def _digest(encoder: Encoder, layout: TableLayout, rows: Sequence[Row], data: bytes) -> int:
-    """A batch's share of its table's trailer digest: of the bytes written, where the format has
-    such a digest, else of the canonical rows in hand (what ``verify`` computes reading the file)."""
-    if encoder.rows_digest_kind:
-        return encoder.rows_digest(data)
-    return digest_sum(layout.columns, rows)
 
 
 # --- two processes ------------------------------------------------------------------------------
@@ -231,27 +221,25 @@ class _Slicing:
                  batch_rows: int) -> None:
         self.conn, self.helper, self.encoder = conn, helper, encoder
         self.counts, self.batch_rows = counts, batch_rows
-        self.worker: Worker | None = None
 
     async def ranges(self, plan: ExportPlan) -> list[tuple[int, int]] | None:
         name = plan.layout.name
-        if self.counts[name] < 2 * SLICE_ROWS:
+        if self.counts[name] < 2 * SLICE_ROWS or not await self.helper.worker():
             return None
-        self.worker = await self.helper.worker()
-        return await self.conn.row_ranges(name, -(-self.counts[name] // SLICE_ROWS)) if self.worker else None
+        return await self.conn.row_ranges(name, -(-self.counts[name] // SLICE_ROWS))
 
     async def send(self, plan: ExportPlan, ranges: list[tuple[int, int]],
                    emit: Callable[[EncodedSlice], Awaitable[Any]]) -> None:
-        """Every slice of ``ranges``, in order, to ``emit``."""
-        live = {c.name: c for c in await self.conn.columns(plan.layout.name)}
-        request = partial(SliceRequest, plan.layout.name, tuple(live[c] for c in plan.layout.columns),
-                          self.encoder.format_name, batch_rows=self.batch_rows)
+        """Every slice of ``ranges``, in order, to ``emit`` (``ranges`` found the worker started)."""
+        worker = await self.helper.worker()
+        assert worker is not None
+        request = partial(SliceRequest, plan.layout.name, plan.live, self.encoder.format_name,
+                          batch_rows=self.batch_rows)
         for at in range(0, len(ranges), 2):
             there: list[EncodedSlice] = []
 
             async def ask_worker(within: tuple[int, int]) -> None:
-                assert self.worker is not None
-                there.append(await self.worker.encode(request(within=within)))
+                there.append(await worker.encode(request(within=within)))
 
             async with anyio.create_task_group() as group:
                 if at + 1 < len(ranges):

@@ -10,10 +10,13 @@ in order: the file is the one a single process writes, byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from memoria_stream.codecs import encoder_for
-from memoria_stream.codecs.base import Encoder
+from memoria_stream.codecs.base import Encoder, TableLayout
 from memoria_stream.drivers.base import Connection, LiveColumn
+from memoria_stream.model.types import Row
+from memoria_stream.transfer.digests import digest_sum
 from memoria_stream.transfer.plans import ExportPlan, export_plan
 
 
@@ -33,6 +36,14 @@ class EncodedSlice:
     digest: int  # the slice's share of its table's trailer digest
 
 
+def batch_digest(encoder: Encoder, layout: TableLayout, rows: Sequence[Row], data: bytes) -> int:
+    """A batch's share of its table's trailer digest: of the bytes written, where the format has
+    such a digest, else of the canonical rows in hand (what ``verify`` computes reading the file)."""
+    if encoder.rows_digest_kind:
+        return encoder.rows_digest(data)
+    return digest_sum(layout.columns, rows)
+
+
 class SliceEncoder:
     """Encodes the slices asked of one connection (a worker's); plans and encoders made once."""
 
@@ -42,8 +53,9 @@ class SliceEncoder:
 
     async def encode(self, request: SliceRequest) -> EncodedSlice:
         known = (request.table, request.live)
-        plan = self._plans.get(known) or self._plans.setdefault(
-            known, export_plan(request.table, request.live, self.conn.capabilities))
+        plan = self._plans.get(known)
+        if plan is None:
+            plan = self._plans[known] = export_plan(request.table, request.live, self.conn.capabilities)
         return await encode_slice(self.conn, plan, encoder_for(request.format), request.within, request.batch_rows)
 
 
@@ -56,5 +68,5 @@ async def encode_slice(conn: Connection, plan: ExportPlan, encoder: Encoder, wit
         data = encoder.rows(plan.layout, decoded, False)
         parts.append(data)
         rows += len(decoded)
-        digest += encoder.rows_digest(data)
+        digest += batch_digest(encoder, plan.layout, decoded, data)
     return EncodedSlice(b"".join(parts), rows, digest)

@@ -36,6 +36,7 @@ class ExportPlan:
     layout: TableLayout
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
     skipped_columns: tuple[str, ...] = ()
+    live: tuple[LiveColumn, ...] = ()  # the exported columns as the database described them
 
     def decode(self, rows: Sequence[Row]) -> list[Row]:  # rows become lists: decoded in place
         if not self.decoders:
@@ -68,7 +69,7 @@ def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities) -> Ex
     types = tuple(column_type(table, c) for c in chosen)
     layout = TableLayout(name, tuple(c.name for c in chosen), types)
     decoders = tuple((i, caps.decoders[t]) for i, t in enumerate(types) if t in caps.decoders)
-    return ExportPlan(layout, decoders, skipped)
+    return ExportPlan(layout, decoders, skipped, tuple(chosen))
 
 
 # --- import -----------------------------------------------------------------------------------
