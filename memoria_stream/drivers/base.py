@@ -145,8 +145,10 @@ class Connection(Protocol):
         """A write transaction; ``foreign_keys=False`` switches FK enforcement off for its length only."""
         ...
 
-    def snapshot(self) -> AsyncContextManager[None]:
-        """A read-only transaction that sees one consistent moment of the database."""
+    def snapshot(self, *, wait: bool = True) -> AsyncContextManager[None]:
+        """A read-only transaction that sees one consistent moment of the database.
+        ``wait=False``: raise ``DatabaseError`` at once rather than wait for a lock to start it (a
+        snapshot joining one that already holds the moment; see ``drivers.snapshots``)."""
         ...
 
     def read(self, table: str, columns: Sequence[str], *, batch_rows: int,

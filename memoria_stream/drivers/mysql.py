@@ -271,7 +271,7 @@ class MySQLConnection:
                     await shielded(self.execute("SET FOREIGN_KEY_CHECKS = 1"))
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
+    async def snapshot(self, *, wait: bool = True) -> AsyncIterator[None]:  # starting one takes no lock
         await self.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         await self.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         try:

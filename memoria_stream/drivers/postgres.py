@@ -188,7 +188,7 @@ class PostgresConnection:
                 "WHERE c.contype = 'f' AND NOT c.condeferrable AND t.relnamespace = current_schema()::regnamespace)"))
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
+    async def snapshot(self, *, wait: bool = True) -> AsyncIterator[None]:  # starting one takes no lock
         tx = self._conn.transaction(isolation="repeatable_read", readonly=True)
         with _translated(self.url):
             await tx.start()

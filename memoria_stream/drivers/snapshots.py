@@ -6,12 +6,18 @@ Each backend has its own way to start N snapshots at one instant:
   adopt it (``SET TRANSACTION SNAPSHOT``) — the very same snapshot, by the server's guarantee.
 - MySQL/MariaDB has no shared snapshot, so writes to the copied tables are held off with
   ``LOCK TABLES … READ`` on a guard connection while the N consistent snapshots start, then released.
-- SQLite in WAL mode likewise: a guard connection takes the write lock (``BEGIN IMMEDIATE``) so that
-  no writer can commit while the N read transactions pin their snapshot, then rolls back. In
-  rollback-journal mode the first reader's shared lock already holds every commit off (and a
-  read-only file takes no write lock).
+- SQLite likewise: a guard connection takes the write lock (``BEGIN IMMEDIATE``) so that no writer
+  can commit while the N read transactions start, then rolls back. In WAL mode the guard pins one
+  moment. In rollback-journal mode the first reader's shared lock holds commits off by itself, but
+  a writer that has begun to commit waits for that lock while shutting new readers out: the next
+  reader would wait for the writer, which waits for the first reader. Under the guard no writer is
+  committing. Where the guard cannot be had (a file this user may only read), the readers start
+  without it.
 
-The guard is held for milliseconds; the snapshots last for the whole copy.
+A snapshot that joins one already held (``join_snapshot``) never waits for a lock: in rollback-journal
+mode the only holder it could meet is such a committing writer, so it fails at once (and the caller
+carries on without it) instead of deadlocking. The guard is held for milliseconds; the snapshots
+last for the whole copy.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.base import Connection, shielded
+from memoria_stream.errors import DatabaseError
 
 
 Pinned = Callable[[Optional[str]], Awaitable[None]]  # starts the other snapshots, given the adopting statement
@@ -61,7 +68,7 @@ async def shared_snapshot(conn: Connection, pin_others: Pinned, tables: Sequence
 async def join_snapshot(conn: Connection, adopt: str | None) -> AsyncIterator[None]:
     """``conn`` inside a read snapshot started while ``shared_snapshot`` or ``open_snapshots`` holds
     the moment (``adopt``: the statement they handed over, run first)."""
-    async with conn.snapshot():
+    async with conn.snapshot(wait=False):
         if adopt:
             await conn.execute(adopt)
         yield
@@ -93,19 +100,26 @@ async def _mysql(stack: contextlib.AsyncExitStack, first: Connection, pin_others
 
 async def _sqlite(stack: contextlib.AsyncExitStack, first: Connection, pin_others: Pinned,
                   tables: Sequence[str]) -> None:
-    # Every connection to :memory: is a different, empty database; outside WAL mode the first
-    # reader's shared lock holds the moment while the others start (``joins_later``).
-    if first.url.is_memory or await joins_later(first):
+    # Every connection to :memory: is a different, empty database.
+    if first.url.is_memory:
         await stack.enter_async_context(first.snapshot())
         await pin_others(None)
         return
     async with connect(first.url) as guard:
-        await guard.execute("BEGIN IMMEDIATE")
+        try:
+            await guard.execute("BEGIN IMMEDIATE")
+        except DatabaseError:
+            if not await joins_later(first):
+                raise  # WAL mode: without the guard the readers could pin different moments
+            guarded = False  # read-only here: the first reader's shared lock holds commits off
+        else:
+            guarded = True
         try:
             await stack.enter_async_context(first.snapshot())
             await pin_others(None)
         finally:
-            await shielded(guard.execute("ROLLBACK"))
+            if guarded:
+                await shielded(guard.execute("ROLLBACK"))
 
 
 async def joins_later(conn: Connection) -> bool:

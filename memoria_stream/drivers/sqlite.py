@@ -24,6 +24,7 @@ from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, St
 
 
 _ROWIDS_PER_QUERY = 500  # rowids per ``IN (…)``
+_BUSY_MS = 30_000  # how long a statement waits for another connection's lock
 
 
 def _float(value: Any) -> float:
@@ -108,9 +109,9 @@ class SQLiteConnection:
             if read_only and not url.is_memory:
                 # mode=ro: SQLite itself refuses to create the file or to write (a plain open creates it).
                 db = await aiosqlite.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
-                                             isolation_level=None, timeout=30)
+                                             isolation_level=None, timeout=_BUSY_MS / 1000)
             else:
-                db = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+                db = await aiosqlite.connect(path, isolation_level=None, timeout=_BUSY_MS / 1000)
             db.row_factory = None
         return cls(url, db)
 
@@ -172,11 +173,18 @@ class SQLiteConnection:
             await self._db.execute("ROLLBACK")
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[None]:
+    async def snapshot(self, *, wait: bool = True) -> AsyncIterator[None]:
         # A read transaction: the first SELECT pins the snapshot (WAL) or holds the shared lock.
         await self.execute("BEGIN")
         try:
-            await self.fetch("SELECT count(*) FROM sqlite_master")
+            if wait:
+                await self.fetch("SELECT count(*) FROM sqlite_master")
+            else:  # the shared lock at once or not at all (no busy wait)
+                await self.execute("PRAGMA busy_timeout = 0")
+                try:
+                    await self.fetch("SELECT count(*) FROM sqlite_master")
+                finally:
+                    await _shielded(self.execute(f"PRAGMA busy_timeout = {_BUSY_MS}"))
             yield
         finally:
             await _shielded(self._rollback())
