@@ -59,6 +59,9 @@ class Capabilities:
     # ``row_ranges`` cuts a table into slices that processes can read apart (SQLite's rowid): an
     # export, Python work, shares them out between this process and a worker on another core.
     sliced_reads: bool = False
+    # The server parses JSON text on the way in and refuses what does not parse (PostgreSQL's
+    # json and jsonb types): a copy hands it a source's stored JSON text as it is, unparsed.
+    checks_json: bool = False
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects

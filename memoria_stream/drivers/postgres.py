@@ -30,6 +30,7 @@ CAPABILITIES = Capabilities(
     foreign_key_suffix=" DEFERRABLE INITIALLY IMMEDIATE",
     settle_constraints_sql="SET CONSTRAINTS ALL IMMEDIATE",
     text_allows_nul=False,
+    checks_json=True,
     set_not_null="ALTER COLUMN {column} SET NOT NULL",
     drop_table_suffix=" CASCADE",
     deferred_foreign_keys_reason=("this PostgreSQL user may not switch FK triggers off "

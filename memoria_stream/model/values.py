@@ -68,6 +68,16 @@ def json_to_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def json_as_text(value: Any) -> str:
+    """Stored JSON as text without parsing it (for a server that checks JSON itself): text stays
+    as stored; a number SQLite kept as one becomes the text ``json_to_text`` would give it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode()
+    return json_to_text(value)
+
+
 def json_for_output(value: Any) -> Any:
     """What a file gets for a JSON value (JSON_NULL becomes null; the row marker records it)."""
     return None if value is JSON_NULL else value

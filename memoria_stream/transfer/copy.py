@@ -109,7 +109,8 @@ class _Job:
         main = self.readers[0]
         report = RunReport("copy")
         for name in await resolve_tables(main, tables, report):
-            plan = export_plan(name, await main.columns(name), main.capabilities)
+            plan = export_plan(name, await main.columns(name), main.capabilities,
+                               json_text=self.target.capabilities.checks_json)
             if plan.skipped_columns:
                 report.warn(f"{name}: column(s) {', '.join(plan.skipped_columns)} are not Memoria's; not copied")
             self.plans.append(plan)
@@ -165,7 +166,8 @@ class _Job:
             async for raw in conn.read(name, plan.layout.columns, batch_rows=self.batch_rows, order_by=order):
                 rows = plan.decode(raw)
                 self.sent[name] += len(rows)
-                yield CanonicalBatch(plan.layout, rows, approximate_bytes(rows) if self.on_batch else 0)
+                yield CanonicalBatch(plan.layout, rows, approximate_bytes(rows) if self.on_batch else 0,
+                                     json_text=plan.json_text)
 
     def _key_order(self, plan: ExportPlan) -> tuple[str, ...]:
         """The primary key, where the target stores rows in key order: it loads them far faster

@@ -15,7 +15,7 @@ from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart,
 from memoria_stream.transfer.completeness import Completeness, check_import
 from memoria_stream.drivers.base import Connection, LiveColumn, shielded
 from memoria_stream.drivers import connect
-from memoria_stream.errors import InputError, IntegrityFailure, MemoriaStreamError
+from memoria_stream.errors import DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
 from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ImportPlan, check_table_name
 from memoria_stream.transfer.reports import RunReport
@@ -40,6 +40,7 @@ class CanonicalBatch:
     layout: TableLayout
     rows: Sequence[Row]
     size: int = 0  # approximate bytes, for progress only
+    json_text: bool = False  # JSON columns hold stored text, unparsed (``ImportPlan.from_canonical``)
 
 
 async def import_events(
@@ -195,7 +196,10 @@ class _Loader:
             return ("start", name, [], 0) if name else None
         if isinstance(event, CanonicalBatch):
             name = self._table(event.layout.name, None)
-            return ("rows", name, self.plans[name].from_canonical(event.layout, event.rows), event.size) if name else None
+            if name is None:
+                return None
+            rows = self.plans[name].from_canonical(event.layout, event.rows, json_text=event.json_text)
+            return ("rows", name, rows, event.size)
         name = self._table(event.table, event.first_line)
         if name is None:
             return None
@@ -277,7 +281,13 @@ class _Loader:
 
     async def _write(self, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
         if rows:
-            await self.conn.write(name, self.plans[name].columns, rows)
+            plan = self.plans[name]
+            try:
+                await self.conn.write(name, plan.columns, rows)
+            except DatabaseError:
+                if plan.json_text:  # the server refused JSON text: name the value, as a parse would
+                    plan.name_bad_json(rows)
+                raise
             self.report.table(name).rows += len(rows)
             self.report.table(name).bytes += size
             if self.on_batch:

@@ -18,7 +18,7 @@ from memoria_stream.drivers.base import Capabilities, LiveColumn
 from memoria_stream.errors import InputError
 from memoria_stream.transfer.limits import ColumnCheck, Loss, column_check, loss_check, value_check
 from memoria_stream.model.types import JSON_NULL, ColumnType, Row
-from memoria_stream.model.values import INPUT_COERCERS
+from memoria_stream.model.values import INPUT_COERCERS, json_as_text, json_from_text
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MISSING = object()
@@ -37,6 +37,7 @@ class ExportPlan:
     decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
     skipped_columns: tuple[str, ...] = ()
     live: tuple[LiveColumn, ...] = ()  # the exported columns as the database described them
+    json_text: bool = False  # JSON columns decode to their stored text, unparsed (see ``export_plan``)
 
     def decode(self, rows: Sequence[Row]) -> list[Row]:  # rows become lists: decoded in place
         if not self.decoders:
@@ -56,9 +57,11 @@ class ExportPlan:
         return out
 
 
-def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities) -> ExportPlan:
+def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities, *, json_text: bool = False) -> ExportPlan:
     """Catalogue tables export their catalogue columns that exist live (as Memoria does); other
-    tables export every live column."""
+    tables export every live column. ``json_text``: JSON values stay the text they are stored as,
+    for a target whose server parses (and refuses) JSON itself — a copy's parse and re-dump of
+    every document would only repeat that work on the client, the bound of the load."""
     table = get_table(name)
     if table is not None:
         chosen = [c for c in live if table.column(c.name)]
@@ -68,8 +71,9 @@ def export_plan(name: str, live: Sequence[LiveColumn], caps: Capabilities) -> Ex
         chosen, skipped = list(live), ()
     types = tuple(column_type(table, c) for c in chosen)
     layout = TableLayout(name, tuple(c.name for c in chosen), types)
-    decoders = tuple((i, caps.decoders[t]) for i, t in enumerate(types) if t in caps.decoders)
-    return ExportPlan(layout, decoders, skipped, tuple(chosen))
+    chosen_decoders = {**caps.decoders, ColumnType.JSON: json_as_text} if json_text else caps.decoders
+    decoders = tuple((i, chosen_decoders[t]) for i, t in enumerate(types) if t in chosen_decoders)
+    return ExportPlan(layout, decoders, skipped, tuple(chosen), json_text)
 
 
 # --- import -----------------------------------------------------------------------------------
@@ -119,40 +123,59 @@ class ImportPlan:
         self._json_columns = frozenset(s.name for s in self._slots if s.is_json) | frozenset(
             c.name for c in (table.columns if table else ()) if c.type is ColumnType.JSON)
         self.autoincrement = next((c.name for c in table.columns if c.autoincrement), None) if table else None
-        self._from_canonical: dict[TableLayout, Callable[[Row], Row]] = {}
+        self._from_canonical: dict[tuple[TableLayout, bool], Callable[[Row], Row]] = {}
+        self.json_text = False  # some rows came with JSON as unparsed text (``from_canonical``)
 
-    def from_canonical(self, layout: TableLayout, rows: Sequence[Row]) -> list[Row]:
-        """Rows of canonical values (a database read, in ``layout`` order) as driver-ready tuples."""
+    def from_canonical(self, layout: TableLayout, rows: Sequence[Row], *, json_text: bool = False) -> list[Row]:
+        """Rows of canonical values (a database read, in ``layout`` order) as driver-ready tuples.
+        ``json_text``: JSON columns hold stored JSON text, passed on as it is for a server that
+        parses it itself (``Capabilities.checks_json``); :meth:`name_bad_json` explains a refusal."""
+        self.json_text |= json_text
         counted = [loss.count for loss in self.losses]
         try:
-            fast = self._from_canonical_columns(layout, rows)
+            fast = self._from_canonical_columns(layout, rows, json_text)
         except (ValueError, TypeError, OverflowError):
             fast = None
         if fast is not None:
             return fast
         for loss, count in zip(self.losses, counted):  # the row-by-row path counts them again
             loss.count = count
-        convert = self._from_canonical.get(layout)
+        convert = self._from_canonical.get((layout, json_text))
         if convert is None:
-            convert = self._from_canonical[layout] = self._canonical_converter(layout)
+            convert = self._from_canonical[layout, json_text] = self._canonical_converter(layout, json_text)
         try:
             return [convert(row) for row in rows]
         except (ValueError, TypeError, OverflowError) as exc:
             raise InputError(str(exc), table=self.name) from None
 
-    def _canonical_converter(self, layout: TableLayout) -> Callable[[Row], Row]:
+    def name_bad_json(self, rows: Sequence[Row]) -> None:
+        """After the server refused a batch of JSON text: name the first stored value that does not
+        parse, with its table and column, as reading it parsed would have (no-op if all parse)."""
+        for at, slot in enumerate(self._slots):
+            if not slot.is_json:
+                continue
+            for row in rows:
+                value = row[at]
+                try:
+                    if isinstance(value, str):
+                        json_from_text(value)
+                except ValueError as exc:
+                    raise InputError(f"stored value {value!r:.60} is not valid: {exc}",
+                                     table=self.name, column=slot.name) from None
+
+    def _canonical_converter(self, layout: TableLayout, json_text: bool) -> Callable[[Row], Row]:
         position = {name: i for i, name in enumerate(layout.columns)}
         for name in layout.columns:
             if name not in self._known and name not in self._dropped:
                 self._dropped.add(name)
                 self._warn(f"{self.name}.{name}: absent from the target table; values dropped")
-        if tuple(s.name for s in self._slots) == layout.columns and all(s.encode is _identity for s in self._slots):
+        picks = [(position.get(s.name), s, _identity if json_text and s.is_json else s.encode) for s in self._slots]
+        if tuple(s.name for s in self._slots) == layout.columns and all(e is _identity for _, _, e in picks):
             return tuple  # the common case between servers: nothing to convert
-        picks = [(position.get(s.name), s) for s in self._slots]
 
         def convert(row: Row) -> Row:
-            return tuple(self._default(s) if i is None else (None if row[i] is None else s.encode(row[i]))
-                         for i, s in picks)
+            return tuple(self._default(s) if i is None else (None if row[i] is None else encode(row[i]))
+                         for i, s, encode in picks)
         return convert
 
     def build_batch(self, batch: RowBatch, source: str, canonical: Canonical | None = None) -> list[Row]:
@@ -200,7 +223,7 @@ class ImportPlan:
             columns.append(values)
         return list(zip(*columns))
 
-    def _from_canonical_columns(self, layout: TableLayout, rows: Sequence[Row]) -> list[Row] | None:
+    def _from_canonical_columns(self, layout: TableLayout, rows: Sequence[Row], json_text: bool = False) -> list[Row] | None:
         """``_columnwise`` for rows whose values are canonical already: the checks and encoders
         without the coercion. ``None`` where the row-by-row path must decide (and name the place)."""
         position = {name: i for i, name in enumerate(layout.columns)}
@@ -219,7 +242,7 @@ class ImportPlan:
             if slot.fits is not None and types <= slot.unchanged | {_NONE}:
                 if not slot.fits(values):
                     return None
-            elif slot.encode is not _identity:
+            elif slot.encode is not _identity and not (json_text and slot.is_json):
                 encode = slot.encode
                 values = [None if v is None else encode(v) for v in values]
             columns.append(values)

@@ -13,7 +13,7 @@ import pytest
 from memoria_stream.model.catalog import TABLES
 from memoria_stream.transfer.copy import copy_database
 from memoria_stream.drivers import connect
-from memoria_stream.errors import DatabaseError, IntegrityFailure
+from memoria_stream.errors import DatabaseError, InputError, IntegrityFailure
 from memoria_stream.transfer.verify import verify
 
 from support.databases import PG_ADMIN_URL, make_database
@@ -103,6 +103,27 @@ async def test_parallel_copy_failure_leaves_every_table_as_it_was(tmp_path: Path
             with pytest.raises(IntegrityFailure, match="workspace_members"):
                 await copy_database(source, target, jobs=jobs)
             assert_same(before, await read_all(target))
+
+
+BAD_JSON_CASES = [("sqlite", 1), ("mysql", 1), ("postgres", 1), ("postgres", 4)]
+
+
+@pytest.mark.parametrize("target_backend,jobs", BAD_JSON_CASES, ids=[f"{t}-jobs{j}" for t, j in BAD_JSON_CASES])
+async def test_a_stored_json_value_that_does_not_parse_is_named(target_backend: str, jobs: int, tmp_path: Path) -> None:
+    """PostgreSQL gets stored JSON text unparsed and parses it itself; its refusal must still name
+    the table, column and value, as the client's own parse does for the other targets."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    await seed(source, build_dataset())
+    async with connect(source) as conn:
+        await conn.execute("UPDATE long_term_memory SET processed_data = 'not json {' WHERE _rowid_ = 3")
+    async for target in make_database(target_backend, tmp_path, "target"):
+        before = build_dataset(4)
+        await seed(target, before)
+        with pytest.raises(InputError) as failure:
+            await copy_database(source, target, jobs=jobs)
+        assert (failure.value.table, failure.value.column) == ("long_term_memory", "processed_data")
+        assert "stored value 'not json {' is not valid" in str(failure.value), failure.value
+        assert_same(before, await read_all(target))
 
 
 KILL_CASES = [(t, fresh, 1) for t in ("sqlite", "postgres", "mysql") for fresh in (True, False)] + [
