@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import math
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import orjson
 
@@ -128,7 +128,7 @@ def finite_float(value: Any) -> Any:
     return value
 
 
-def all_finite(values: list[Any]) -> bool:
+def all_finite(values: Sequence[Any]) -> bool:
     """For a column of ``float`` (and ``None``): NaN and infinities survive a sum, so one sum in C
     finds them. A sum that overflows says no too: the caller then checks value by value."""
     numbers = [v for v in values if v is not None] if None in values else values

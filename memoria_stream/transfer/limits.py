@@ -16,14 +16,14 @@ import re
 import struct
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from memoria_stream.drivers.base import Capabilities, LiveColumn
 from memoria_stream.model.types import ColumnType
 from memoria_stream.model.values import all_finite, finite_float
 
 Check = Callable[[Any], Any]
-ColumnCheck = Callable[[list[Any]], bool]
+ColumnCheck = Callable[[Sequence[Any]], bool]
 
 # Integer widths by the words of declared types, most specific first ("bigint" contains "int").
 _INTEGER_BITS = (("bigint", 64), ("int8", 64), ("mediumint", 24), ("smallint", 16), ("int2", 16),
@@ -106,7 +106,7 @@ def _check_integer(low: int, high: int, declared: str, value: Any) -> Any:
     return value
 
 
-def _text_column_fits(length: int | None, max_bytes: int | None, nul_ok: bool, values: list[Any]) -> bool:
+def _text_column_fits(length: int | None, max_bytes: int | None, nul_ok: bool, values: Sequence[Any]) -> bool:
     """For a column of ``str`` (and ``None``): one pass in C per limit instead of a call per value."""
     texts = [v for v in values if v is not None] if None in values else values
     if not texts:
@@ -120,7 +120,7 @@ def _text_column_fits(length: int | None, max_bytes: int | None, nul_ok: bool, v
     return nul_ok or "\x00" not in "".join(texts)
 
 
-def _integer_column_fits(low: int, high: int, values: list[Any]) -> bool:
+def _integer_column_fits(low: int, high: int, values: Sequence[Any]) -> bool:
     """For a column of ``int`` (and ``None``)."""
     numbers = [v for v in values if v is not None] if None in values else values
     return not numbers or (low <= min(numbers) and max(numbers) <= high)

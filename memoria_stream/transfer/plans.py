@@ -234,7 +234,7 @@ class ImportPlan:
         by_column = list(zip(*rows))  # one transpose in C
         # Rows whose every value goes on as it is (the usual copy between servers) are sent as they
         # came, without building them again.
-        changed = tuple(slot.name for slot in self._slots) != layout.columns
+        changed = self.columns != layout.columns
         columns: list[Sequence[Any]] = []
         for slot in self._slots:
             at = position.get(slot.name)
