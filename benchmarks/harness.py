@@ -162,6 +162,7 @@ class Result:
     note: str = ""
     ok: bool = True
     parts: dict[str, float] = field(default_factory=dict)
+    walls: list[float] = field(default_factory=list)  # every round's wall time, where there were several
 
     @property
     def rows_per_second(self) -> float:
@@ -188,6 +189,7 @@ _COLUMNS: list[tuple[str, int, Callable[[Result], str]]] = [
     ("rows", 9, lambda r: f"{r.rows}"),
     ("MB", 7, lambda r: f"{r.mb:.1f}"),
     ("wall s", 7, lambda r: f"{r.seconds:.2f}"),
+    ("rounds' range", 13, lambda r: f"{min(r.walls):.2f}–{max(r.walls):.2f}" if len(r.walls) > 1 else "—"),
     ("rows/s", 9, lambda r: f"{r.rows_per_second:.0f}"),
     ("MB/s", 6, lambda r: f"{r.mb_per_second:.1f}"),
     ("peak RSS MB", 11, lambda r: f"{r.peak_rss_mb:.1f}"),

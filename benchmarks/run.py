@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from importlib import metadata
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -186,20 +187,41 @@ def new_bench(rows: int, seed: int, keep: bool) -> p.Bench:
     return bench
 
 
-def run(rows: int, *, groups: set[str], seed: int = 42, keep: bool = False) -> dict[str, Result]:
+def run(rows: int, *, groups: set[str], seed: int = 42, keep: bool = False, rounds: int = 1) -> dict[str, Result]:
+    """Every step of the plan, ``rounds`` times over: whole rounds, so that the machine's drift
+    during the run reaches every path alike; each path then reports its median round."""
     bench = new_bench(rows, seed, keep)
+    samples: dict[str, list[Result]] = {}
     try:
-        for step in plan(groups):
-            result = step(bench)
-            status = "skipped: " + result.note if not result.seconds else \
-                f"{result.seconds:.2f} s, {result.peak_rss_mb:.0f} MB, CPU {result.cpu_seconds:.2f} s" + \
-                ("" if result.ok else f", FAILED: {result.note}")
-            print(f"  {result.path}: {status}", file=sys.stderr, flush=True)
+        for round_number in range(1, rounds + 1):
+            if rounds > 1:
+                print(f"round {round_number} of {rounds}", file=sys.stderr, flush=True)
+            for step in plan(groups):
+                result = step(bench)
+                samples.setdefault(result.path, []).append(result)
+                status = "skipped: " + result.note if not result.seconds else \
+                    f"{result.seconds:.2f} s, {result.peak_rss_mb:.0f} MB, CPU {result.cpu_seconds:.2f} s" + \
+                    ("" if result.ok else f", FAILED: {result.note}")
+                print(f"  {result.path}: {status}", file=sys.stderr, flush=True)
     finally:
         if not keep:
             shutil.rmtree(bench.workdir, ignore_errors=True)
+    bench.results = {path: median_round(results) for path, results in samples.items()}
     add_ratios(bench.results)
     return bench.results
+
+
+def median_round(results: list[Result]) -> Result:
+    """The round with the median wall time (the lower of two middles: a round that happened), with
+    every round's wall time beside it and the highest peak RSS of any round (the memory contract
+    is about the worst). A path that failed in any round reports that failure."""
+    failed = [r for r in results if not r.ok or not r.seconds]
+    if failed:
+        return failed[0]
+    chosen = replace(sorted(results, key=lambda r: r.seconds)[(len(results) - 1) // 2])
+    chosen.walls = [r.seconds for r in results]
+    chosen.peak_rss_mb = max(r.peak_rss_mb for r in results)
+    return chosen
 
 
 def peer_versions() -> dict[str, str]:
@@ -228,7 +250,10 @@ def render_markdown(report: dict[str, object], table: str, goals: str) -> str:
         f"Peers: {', '.join(f'{k} {v}' for k, v in peers.items())}.", "",
         f"Command: `{report['command']}`", "",
         "Wall time per path; peak RSS and CPU (user + sys) of that path's child process (the servers' "
-        "own CPU is not counted). The ceiling rows are split: the `sqlite3 -csv` dump, then each load of it.", "",
+        "own CPU is not counted). The ceiling rows are split: the `sqlite3 -csv` dump, then each load of it."
+        + (f" Every path ran in each of {report['rounds']} whole rounds: its row is its median round (the "
+           "range beside it spans all rounds), its peak RSS the highest of any round; the ratios and "
+           "targets compare the medians." if report.get("rounds", 1) > 1 else ""), "",
         table, "", goals, "",
     ])
 
@@ -241,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write a RESULTS.md-ready section here")
     parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch files and databases")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every path this many times, in whole rounds; each reports its median round")
     parser.add_argument("--profile", choices=sorted(STREAM_STEPS), metavar="PATH_NAME",
                         help=f"instead: profile one memoria-stream path ({', '.join(STREAM_STEPS)})")
     parser.add_argument("--profile-out", type=Path, help="with --profile: the text file (default profile-NAME.txt)")
@@ -259,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         return profile_path.main([args.profile, "--rows", str(args.rows), "--seed", str(args.seed), *out])
     command = f"cd {Path.cwd()} && {shlex.join([sys.executable, *sys.argv])}"
     machine = p.environment()
-    results = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep)
+    results = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep, rounds=args.rounds)
     goals = targets(results)
     report: dict[str, object] = {
-        "rows": args.rows, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "rows": args.rows, "rounds": args.rounds, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "machine": machine, "peers": peer_versions(),
         "load_average_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "results": [r.as_dict() for r in results.values()], "targets": goals}
