@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --rows 100000 --json results-100k.json --markdown results-100k.md
     python benchmarks/run.py --rows 50000 --only stream     # memoria-stream paths only
+    python benchmarks/run.py --rows 500000 --rounds 3       # each path's median of three rounds
     python benchmarks/run.py --rows 100000 --profile copy-postgresql   # where one path's time goes
 
 Each path runs as its own child process, so its peak RSS and CPU time (user + sys) are its own;
