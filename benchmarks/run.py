@@ -21,8 +21,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 

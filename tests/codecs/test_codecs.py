@@ -89,4 +89,7 @@ def test_encoders_write_what_json_loads_reads() -> None:
         {"agent_id": "c", "metadata": None, "created_at": "2024-01-02T00:00:00"},
     ]
     lines = NDJSONEncoder().rows(layout, rows, True).decode().splitlines()
-    assert [json.loads(line)["data"]["agent_id"] for line in lines] == ["a", "b", "c"]
+    # Each line is exactly the compact {"table": …, "data": …} object, as Memoria's importer reads it.
+    assert lines == [json.dumps({"table": "agents", "data": obj}, separators=(",", ":"), ensure_ascii=False)
+                     for obj in doc["data"]["agents"]]
+    assert NDJSONEncoder().rows(layout, [], True) == b""
