@@ -47,7 +47,7 @@ class JSONEncoder:
         return b'\n  },\n  "trailer": ' + body + b"\n}\n"
 
     # A row's bytes depend on where it sits in the indented document: its canonical values are digested.
-    rows_digest_kind = None
+    rows_digest_kind: str | None = None
     rows_stand_alone = False
 
     def rows_digest(self, data: bytes) -> int:

@@ -53,7 +53,7 @@ class NDJSONEncoder:
         # A last line without a "table" key: Memoria's importer skips it.
         return dumps({"trailer": trailer}) + b"\n"
 
-    rows_digest_kind = ROW_DIGEST
+    rows_digest_kind: str | None = ROW_DIGEST
     rows_stand_alone = True
 
     def rows_digest(self, data: bytes) -> int:

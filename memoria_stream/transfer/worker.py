@@ -30,6 +30,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from memoria_stream.children import child_env
 from memoria_stream.malloc import one_arena
 from memoria_stream.drivers import connect
+from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.drivers.snapshots import join_snapshot
 from memoria_stream.errors import InternalError
 from memoria_stream.transfer.export_slices import EncodedSlice, SliceEncoder, SliceRequest
@@ -43,7 +44,7 @@ _WORKER = "from memoria_stream.transfer.worker import worker_main; worker_main()
 class Worker:
     """``async with Worker(url) as worker``: a child process connected to ``url``, waiting to pin."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | DatabaseURL) -> None:
         self.url = url
         self._process: Process | None = None
         self._answers: BufferedByteReceiveStream | None = None
