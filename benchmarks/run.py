@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return profile_path.main([args.profile, "--rows", str(args.rows), "--seed", str(args.seed), *out])
     command = f"cd {Path.cwd()} && {shlex.join([sys.executable, *sys.argv])}"
     machine = p.environment()
-    results = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep, rounds=args.rounds)
+    results = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep,
+                  rounds=args.rounds)
     goals = targets(results)
     report: dict[str, object] = {
         "rows": args.rows, "rounds": args.rounds, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -44,7 +44,7 @@ class NDJSONEncoder:
         if not rows:
             return b""
         start = b'{"table":' + dumps(layout.name) + b',"data":'
-        return start + (b"}\n" + start).join(list(map(dumps_compact, row_objects(layout, rows)))) + b"}\n"
+        return start + (b"}\n" + start).join(map(dumps_compact, row_objects(layout, rows))) + b"}\n"
 
     def end_table(self, layout: TableLayout) -> bytes:
         return b""

@@ -405,7 +405,8 @@ async def check_foreign_keys(conn: Connection, touched: Collection[str], live: d
                         f"{fk.parent}.{fk.parent_columns[0]}; nothing was changed")
 
 
-async def _dangling(conn: Connection, child: str, fks: Sequence[ForeignKey], column: str | None = None) -> list[tuple[Any, ...]]:
+async def _dangling(conn: Connection, child: str, fks: Sequence[ForeignKey],
+                    column: str | None = None) -> list[tuple[Any, ...]]:
     """A row of ``child`` (its ``column``, or 1) whose value of any of ``fks`` has no parent row."""
     q = conn.capabilities.quote
     missing = " OR ".join(
