@@ -12,6 +12,20 @@ Converter = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
+class KeyScan:
+    """How a server is told to check every row of a table against another table's keys by reading
+    those keys once (one scan, into a hash) instead of probing the other table's index per row: past
+    the server's cache each probe is a random read (the FK check of a load, ``load.check_foreign_keys``)."""
+
+    statement_prefix: str  # runs the check with the setting that rules the probes out
+    # After the table whose keys are read: read it by its primary key. Inside the load's transaction
+    # a secondary index that transaction wrote cannot tell which of its rows are visible, so each of
+    # its entries would cost a lookup of the row itself.
+    table_hint: str
+    row_estimates_sql: str  # (table, approximate rows) of every table: whether the scan pays
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a backend can do and how it spells things; generic code reads this instead of the dialect name."""
 
@@ -62,6 +76,8 @@ class Capabilities:
     # The server parses JSON text on the way in and refuses what does not parse (PostgreSQL's
     # json and jsonb types): a copy hands it a source's stored JSON text as it is, unparsed.
     checks_json: bool = False
+    # Where the server can be told to check rows against another table's keys in one scan of them.
+    key_scan: KeyScan | None = None
     # Why a ``transaction(foreign_keys=False)`` could only defer FK checks, and how to grant more.
     deferred_foreign_keys_reason: str = "this user may not switch foreign key checks off"
     # Values from the file arrive canonical; these turn them into what the driver library expects

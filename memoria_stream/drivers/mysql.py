@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 import logging
 import ssl as _ssl
 from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
@@ -16,7 +17,7 @@ from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFa
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, KeyScan, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
 from memoria_stream.drivers.mysql_load import (
     REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
@@ -48,6 +49,19 @@ CAPABILITIES = Capabilities(
     encoders={T.JSON: json_to_text},
     decoders={T.JSON: json_from_text, T.BOOLEAN: bool, T.FLOAT: float},
 )
+
+# MariaDB's cost model expects index probes to hit its cache, so it checks a large child table by
+# probing the parent's key once per row: 6.9 s for 100,000 short-term memories against 201,900 chats
+# inside a load, against 1.5 s when it reads the parent's keys once into a hash table. That table
+# may take up to this much of the server's memory for the one statement, and spills to disk past it.
+_KEY_SCAN_HEAP_BYTES = 256 * 1024 * 1024
+MARIADB_CAPABILITIES = replace(CAPABILITIES, key_scan=KeyScan(
+    statement_prefix=(f"SET STATEMENT optimizer_switch = 'in_to_exists=off', max_heap_table_size = "
+                      f"{_KEY_SCAN_HEAP_BYTES}, tmp_table_size = {_KEY_SCAN_HEAP_BYTES} FOR "),
+    table_hint=" FORCE INDEX (PRIMARY)",
+    row_estimates_sql=("SELECT table_name, table_rows FROM information_schema.tables "
+                       "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"),
+))
 
 _TYPES = {
     "varchar": T.TEXT, "char": T.TEXT, "text": T.TEXT, "tinytext": T.TEXT, "mediumtext": T.TEXT,
@@ -207,6 +221,8 @@ class MySQLConnection:
             conn.close()
             raise DatabaseError(f"{url.masked()}: the URL names no database")
         self = cls(url, conn)
+        if "mariadb" in conn.get_server_info().lower():  # SET STATEMENT is MariaDB's own
+            self.capabilities = MARIADB_CAPABILITIES
         await self.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
         await self.execute("SET SESSION time_zone = '+00:00'")
         if read_only:

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Sequence
 from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, delete_order, get_table, insert_order
 from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart, Trailer
 from memoria_stream.transfer.completeness import Completeness, check_import
-from memoria_stream.drivers.base import Connection, LiveColumn, shielded
+from memoria_stream.drivers.base import Connection, KeyScan, LiveColumn, shielded
 from memoria_stream.drivers import connect
 from memoria_stream.errors import DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
 from memoria_stream.transfer.pipeline import channel, run_stages
@@ -384,11 +384,17 @@ def _announced_counts(meta: Metadata, selected: Callable[[str], bool]) -> dict[s
             and isinstance(t.get("row_count"), int) and selected(t["name"])}
 
 
+# The FK check reads a parent's keys in one scan (where the server can be told to) only when the
+# parent holds at most this many rows per row of the child: beyond, a probe per child row reads less.
+SCAN_PARENT_ROWS_PER_CHILD_ROW = 10
+
+
 async def check_foreign_keys(conn: Connection, touched: Collection[str], live: dict[str, list[LiveColumn]]) -> None:
     """Fail (and so roll back) when a loaded or emptied table leaves a catalogue FK dangling.
 
     Each child table is read once for all its foreign keys (past the server's cache, a scan is the
     cost); only when that finds a dangling value are they asked one by one, to name it."""
+    estimates = await row_estimates(conn)
     for child_name in live:
         child = get_table(child_name)
         if child is None:
@@ -396,7 +402,8 @@ async def check_foreign_keys(conn: Connection, touched: Collection[str], live: d
         live_cols = {c.name for c in live[child_name]}
         checked = [fk for fk in child.foreign_keys if fk.parent in live and set(fk.columns) <= live_cols
                    and (child_name in touched or fk.parent in touched)]
-        if checked and await _dangling(conn, child_name, checked):
+        scan = key_scan_pays(conn.capabilities.key_scan, estimates, child_name, checked)
+        if checked and await _dangling(conn, child_name, checked, scan=scan):
             for fk in checked:
                 rows = await _dangling(conn, child_name, [fk], fk.columns[0])
                 if rows:
@@ -405,12 +412,34 @@ async def check_foreign_keys(conn: Connection, touched: Collection[str], live: d
                         f"{fk.parent}.{fk.parent_columns[0]}; nothing was changed")
 
 
+async def row_estimates(conn: Connection) -> dict[str, int]:
+    """The server's approximate row count of each table, where a key scan needs them (else none)."""
+    if conn.capabilities.key_scan is None:
+        return {}
+    rows = await conn.fetch(conn.capabilities.key_scan.row_estimates_sql)
+    return {name: int(count) for name, count in rows if count is not None}
+
+
+def key_scan_pays(scan: KeyScan | None, estimates: dict[str, int], child: str,
+                  fks: Sequence[ForeignKey]) -> KeyScan | None:
+    """``scan``, where no parent of ``fks`` is much larger than ``child``: reading every key of a
+    far larger parent would cost more than probing it once per child row. Estimates only choose the
+    plan; both plans find the same rows."""
+    if scan is None or child not in estimates:
+        return None
+    most = SCAN_PARENT_ROWS_PER_CHILD_ROW * estimates[child]
+    return scan if all(estimates.get(fk.parent, most + 1) <= most for fk in fks) else None
+
+
 async def _dangling(conn: Connection, child: str, fks: Sequence[ForeignKey],
-                    column: str | None = None) -> list[tuple[Any, ...]]:
+                    column: str | None = None, *, scan: KeyScan | None = None) -> list[tuple[Any, ...]]:
     """A row of ``child`` (its ``column``, or 1) whose value of any of ``fks`` has no parent row."""
     q = conn.capabilities.quote
+    hint = scan.table_hint if scan else ""
     missing = " OR ".join(
         f"(c.{q(fk.columns[0])} IS NOT NULL AND NOT EXISTS "
-        f"(SELECT 1 FROM {q(fk.parent)} p WHERE p.{q(fk.parent_columns[0])} = c.{q(fk.columns[0])}))"
+        f"(SELECT 1 FROM {q(fk.parent)} p{hint} WHERE p.{q(fk.parent_columns[0])} = c.{q(fk.columns[0])}))"
         for fk in fks)
-    return await conn.fetch(f"SELECT {f'c.{q(column)}' if column else '1'} FROM {q(child)} c WHERE {missing} LIMIT 1")
+    prefix = scan.statement_prefix if scan else ""
+    return await conn.fetch(f"{prefix}SELECT {f'c.{q(column)}' if column else '1'} FROM {q(child)} c "
+                            f"WHERE {missing} LIMIT 1")
