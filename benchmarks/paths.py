@@ -248,12 +248,27 @@ def duckdb(bench: Bench, backend: str) -> Result:
                         schema=True, mb=bench.source_mb)
 
 
-def _server_version(argv: list[str]) -> str:
+def _output(argv: list[str]) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return done.stdout.strip() or "?"
+        return ""
+    return done.stdout.strip()
+
+
+def _server_version(argv: list[str]) -> str:
+    return _output(argv) or "?"
+
+
+def measured_code() -> str:
+    """Which memoria-stream the paths run (they start as ``python -m memoria_stream`` from here, so
+    the current folder comes before PYTHONPATH): its folder and commit, marked where it has
+    uncommitted changes. An A/B run from the checkout's root would otherwise measure the checkout."""
+    probe = [sys.executable, "-c", "import memoria_stream, pathlib; print(pathlib.Path(memoria_stream.__file__).parents[1])"]
+    root = _output(probe)
+    commit = _output(["git", "-C", root, "rev-parse", "--short", "HEAD"]) or "(not a git checkout)"
+    changed = _output(["git", "-C", root, "status", "--porcelain", "--", "memoria_stream"])
+    return f"{commit}{' with uncommitted changes' if changed else ''} ({root or '?'})"
 
 
 def environment() -> dict[str, str]:
@@ -266,4 +281,5 @@ def environment() -> dict[str, str]:
         "postgresql": _server_version(["psql", "-d", PG_ADMIN, "-Atc", "SHOW server_version"]),
         "mariadb": _server_version(["mariadb", "-h", "127.0.0.1", "-u", "root", "-Nse", "SELECT VERSION()"]),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "code": measured_code(),
     }

@@ -248,6 +248,7 @@ def render_markdown(report: dict[str, object], table: str, goals: str) -> str:
         f"Machine: {env['machine']}, {env['cpus']} cores, {env['memory_gib']} GiB, Python {env['python']}, "
         f"PostgreSQL {env['postgresql']}, MariaDB {env['mariadb']}, all on the same machine. "
         f"Load average (1, 5, 15 min) before the run: {env['load_average']}; after: {report['load_average_after']}.",
+        f"Code measured: memoria-stream {env.get('code', '?')}.",
         f"Peers: {', '.join(f'{k} {v}' for k, v in peers.items())}.", "",
         f"Command: `{report['command']}`", "",
         "Wall time per path; peak RSS and CPU (user + sys) of that path's child process (the servers' "
@@ -297,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": [r.as_dict() for r in results.values()], "targets": goals}
     table, goals_text = render_table(list(results.values())), render_targets(goals)
     print(f"\n{args.rows} rows, {report['date']}, {machine['machine']} ({machine['cpus']} cores), "
-          f"load average before {machine['load_average']}, after {report['load_average_after']}\n")
+          f"load average before {machine['load_average']}, after {report['load_average_after']}; "
+          f"memoria-stream {machine['code']}\n")
     print(table, goals_text, sep="\n\n")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
