@@ -20,9 +20,9 @@ from support.dataset import build_dataset
 
 SCAN = KeyScan(statement_prefix="SET STATEMENT x = 1 FOR ", table_hint=" FORCE INDEX (PRIMARY)", row_estimates_sql="-")
 CHILD = "short_term_memory"  # its parents: chat_history, teams, workspaces
-table = get_table(CHILD)
-assert table is not None
-FKS = table.foreign_keys
+_CHILD_TABLE = get_table(CHILD)
+assert _CHILD_TABLE is not None
+FKS = _CHILD_TABLE.foreign_keys
 
 
 @pytest.mark.parametrize("chats, scanned", [(1000, True), (1001, False)])
