@@ -402,8 +402,10 @@ async def check_foreign_keys(conn: Connection, touched: Collection[str], live: d
         live_cols = {c.name for c in live[child_name]}
         checked = [fk for fk in child.foreign_keys if fk.parent in live and set(fk.columns) <= live_cols
                    and (child_name in touched or fk.parent in touched)]
+        if not checked:
+            continue
         scan = key_scan_pays(conn.capabilities.key_scan, estimates, child_name, checked)
-        if checked and await _dangling(conn, child_name, checked, scan=scan):
+        if await _dangling(conn, child_name, checked, scan=scan):
             for fk in checked:
                 rows = await _dangling(conn, child_name, [fk], fk.columns[0])
                 if rows:
