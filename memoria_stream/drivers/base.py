@@ -134,6 +134,17 @@ class StorageChanges:
     changed_rows: int = 0
 
 
+class LineWriter(Protocol):
+    """Rows of one table (encoded with ``capabilities.encoders``) as lines of the connection's
+    bulk-load text, and their write (``Connection.line_writer``)."""
+
+    def encode(self, rows: Sequence[Row]) -> list[bytes]:
+        """One line per row, in order; a line holds no newline byte."""
+        ...
+
+    async def write(self, lines: Sequence[bytes]) -> None: ...
+
+
 class Connection(Protocol):
     """One open connection to one database. Use it as ``async with connect(url) as conn``."""
 
@@ -220,6 +231,13 @@ class Connection(Protocol):
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """Insert one batch of rows already encoded with ``capabilities.encoders``."""
+        ...
+
+    def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> LineWriter | None:
+        """Where this connection loads rows as lines of text: a writer of ``table``'s ``columns``
+        whose rows are encoded before they are written, so that a load holding them back (sorted
+        into key order, spooled) holds compact lines rather than Python rows. None where rows go to
+        ``write`` as they are."""
         ...
 
     async def reset_sequence(self, table: str, column: str) -> None:

@@ -20,7 +20,8 @@ from memoria_stream.model.values import json_from_text, json_to_text
 from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, KeyScan, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
 from memoria_stream.drivers.mysql_literals import fast_escaping, insert_statements
 from memoria_stream.drivers.mysql_load import (
-    REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, load_pieces, load_statement)
+    REFUSED_CODES, Connection as _LoadingConnection, hex_columns_of, line_pieces, load_lines, load_pieces,
+    load_statement, rows_of_lines)
 
 log = logging.getLogger(__name__)
 _REFUSING: set[str] = set()  # database URLs already reported as refusing LOAD DATA LOCAL
@@ -361,37 +362,51 @@ class MySQLConnection:
         if not rows:
             return
         with _translated(self.url, table):
-            if not await self._load(table, columns, rows):
+            hex_columns = hex_columns_of(rows) if self._loading() else None
+            if hex_columns is None or not await self._load(table, columns, hex_columns, load_pieces(rows), len(rows)):
                 await self._insert(table, columns, rows)
 
-    async def _load(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> bool:
-        """Write the batch by LOAD DATA LOCAL; False when it must go through INSERT instead.
+    def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> LoadLines | None:
+        if not self.load_data or any(c.type is T.BYTES for c in columns):
+            return None  # bytes go as hex, decided per batch: left to ``write``
+        return LoadLines(self, table, tuple(c.name for c in columns))
+
+    async def write_lines(self, table: str, columns: Sequence[str], lines: Sequence[bytes]) -> None:
+        if not lines:
+            return
+        with _translated(self.url, table):
+            if not (self._loading() and await self._load(table, columns, set(), line_pieces(lines), len(lines))):
+                await self._insert(table, columns, rows_of_lines(lines))
+
+    def _loading(self) -> bool:
+        """Whether a batch may go by LOAD DATA now: allowed, inside a transaction (there is a savepoint
+        to go back to), and with the backslash escapes its text uses."""
+        status = self._conn.server_status
+        return bool(self.load_data and status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and fast_escaping(status))
+
+    async def _load(self, table: str, columns: Sequence[str], hex_columns: set[int], pieces: Iterator[bytes],
+                    count: int) -> bool:
+        """Write ``count`` rows by LOAD DATA LOCAL of ``pieces``; False when they must go through
+        INSERT instead.
 
         With LOCAL the server cannot stop the stream, so it turns duplicate keys and bad values into
         warnings and skips or changes those rows. Every batch is therefore checked (rows stored ==
         rows sent, no warning); a batch that fails the check is rolled back to the savepoint taken
-        before it and replayed by INSERT, which raises the error the INSERT path always raised.
-        Outside a transaction there is no savepoint to go back to: INSERT there."""
-        status = self._conn.server_status
-        if not (self.load_data and status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and fast_escaping(status)):
-            return False
-        hex_columns = hex_columns_of(rows)
-        if hex_columns is None:
-            return False
+        before it and replayed by INSERT, which raises the error the INSERT path always raised."""
         await self._conn.query("SAVEPOINT memoria_stream_batch")
         try:
             stored, warnings = await self._conn.load_local(
-                load_statement(self.capabilities.quote, table, columns, hex_columns), load_pieces(rows))
+                load_statement(self.capabilities.quote, table, columns, hex_columns), pieces)
         except pymysql.err.MySQLError as exc:
             if exc.args and exc.args[0] in REFUSED_CODES:
                 self._refused(exc)
                 return False
             raise
-        if stored == len(rows) and warnings == 0:
+        if stored == count and warnings == 0:
             return True
         await self._conn.query("ROLLBACK TO SAVEPOINT memoria_stream_batch")
         log.debug("LOAD DATA into %s stored %d of %d rows with %d warnings: replayed by INSERT",
-                  table, stored, len(rows), warnings)
+                  table, stored, count, warnings)
         return False
 
     def _refused(self, exc: Exception) -> None:
@@ -445,3 +460,19 @@ _TABLES_SIZE = ("SELECT coalesce(sum(data_length + index_length), 0) FROM inform
 
 async def connect(url: DatabaseURL, *, read_only: bool = False) -> MySQLConnection:
     return await MySQLConnection.open(url, read_only=read_only)
+
+
+class LoadLines:
+    """A table's rows encoded as LOAD DATA lines ahead of their write (``Connection.line_writer``)."""
+
+    def __init__(self, conn: MySQLConnection, table: str, columns: tuple[str, ...]) -> None:
+        self._conn, self._table, self._columns = conn, table, columns
+
+    def encode(self, rows: Sequence[Row]) -> list[bytes]:
+        try:
+            return load_lines(rows)
+        except TypeError as exc:  # the import plan hands over none of those: a bug, not bad input
+            raise InternalError(f"{self._table}: {exc}") from None
+
+    async def write(self, lines: Sequence[bytes]) -> None:
+        await self._conn.write_lines(self._table, self._columns, lines)

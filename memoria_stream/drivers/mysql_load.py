@@ -134,6 +134,55 @@ def hex_columns_of(rows: Sequence[Row]) -> set[int] | None:
     return hex_columns
 
 
+def load_lines(rows: Sequence[Row]) -> list[bytes]:
+    """Each row as one line of LOAD DATA text, without its newline: rows encoded ahead of their
+    write (``MySQLConnection.line_writer``), for a table with no bytes column. A column may mix the
+    kinds of value the text carries (each is written as alone); any other kind raises TypeError."""
+    columns = []
+    for values in zip(*rows):
+        fields = column_fields(values)
+        if fields is None or isinstance(fields, _Hex):
+            fields = [_field(value) for value in values]
+        columns.append(fields)
+    return list(map(b"\t".join, zip(*columns)))
+
+
+def _field(value: Any) -> bytes:
+    kind = type(value)
+    if value is None or (kind in _CARRIED and kind is not bytes):
+        return column_fields([value])[0]  # type: ignore[index]
+    raise TypeError(f"a {kind.__name__} value has no LOAD DATA text in a column without bytes")
+
+
+def line_pieces(lines: Sequence[bytes], piece_rows: int = 256) -> Iterator[bytes]:
+    """The text of ``load_lines``' lines, a few hundred at a time."""
+    for start in range(0, len(lines), piece_rows):
+        yield b"\n".join(lines[start:start + piece_rows]) + b"\n"
+
+
+def rows_of_lines(lines: Sequence[bytes]) -> list[tuple[str | None, ...]]:
+    """The rows ``load_lines`` wrote, each value as the text of its field (None for NULL): what
+    INSERT is given when a batch of lines must be written, or replayed, that way. The server turns
+    the text into the column's type as LOAD DATA would have."""
+    return [tuple(map(_value, line.split(b"\t"))) for line in lines]
+
+
+def _value(field: bytes) -> str | None:
+    if field == b"\\N":
+        return None
+    if b"\\" in field:
+        field = _ESCAPED.sub(_unescape, field)
+    return field.decode("utf-8", "surrogateescape")
+
+
+_ESCAPED = re.compile(b"\\\\(.)", re.DOTALL)
+_UNESCAPED = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r", b"0": b"\x00"}
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return _UNESCAPED[match.group(1)]
+
+
 def load_pieces(rows: Sequence[Row], piece_rows: int = 256) -> Iterator[bytes]:
     """The text of rows ``hex_columns_of`` accepted, a few hundred rows at a time."""
     for start in range(0, len(rows), piece_rows):

@@ -271,6 +271,9 @@ class PostgresConnection:
         with _translated(self.url):
             await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
 
+    def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> None:
+        return None  # rows go to ``write`` as they are
+
     async def reset_sequence(self, table: str, column: str) -> None:
         rows = await self.fetch("SELECT pg_get_serial_sequence($1, $2)", self.capabilities.quote(table), column)
         if rows and rows[0][0]:

@@ -292,6 +292,9 @@ class SQLiteConnection:
         with _translated(self.url):
             await self._db.executemany(sql, rows)
 
+    def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> None:
+        return None  # rows go to ``write`` as they are
+
     async def reset_sequence(self, table: str, column: str) -> None:
         # INTEGER PRIMARY KEY takes max(rowid)+1 by itself; only AUTOINCREMENT tables keep a counter.
         if await self.fetch("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"):

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Sequence
 from memoria_stream.model.catalog import EXPORT_ORDER, ForeignKey, delete_order, get_table, insert_order
 from memoria_stream.codecs.base import Event, Metadata, TableLayout, TableStart, Trailer
 from memoria_stream.transfer.completeness import Completeness, check_import
-from memoria_stream.drivers.base import Connection, KeyScan, LiveColumn, shielded
+from memoria_stream.drivers.base import Connection, KeyScan, LineWriter, LiveColumn, shielded
 from memoria_stream.drivers import connect
 from memoria_stream.errors import DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
 from memoria_stream.transfer.pipeline import channel, run_stages
@@ -171,8 +171,9 @@ class _Loader:
             async with receive:
                 async for kind, name, rows, size in receive:
                     if kind == "sorted":  # ``rows``: a table's KeyOrder, held back until the table ended
+                        held = "lines" if rows.writer else "rows"
                         for sorted_rows, share in sorted_batches(rows):
-                            await self._apply("rows", name, sorted_rows, share)
+                            await self._apply(held, name, sorted_rows, share, rows.writer)
                     else:
                         await self._apply(kind, name, rows, size)
 
@@ -223,7 +224,10 @@ class _Loader:
                 key_at = text_key_position(name, self.plans[name].columns)
                 if key_at is not None:
                     assert self.spool is not None
-                    self.sorting = (name, KeyOrder(self.spool, key_at))
+                    # Lines where the target takes them, except where rows may have to wait in the
+                    # spool for the tables they cascade into (``_apply``): that spool holds rows.
+                    writer = None if self.cascading else self.conn.line_writer(name, self.live[name])
+                    self.sorting = (name, KeyOrder(self.spool, key_at, writer=writer))
             if self.sorting is not None and not self.sorting[1].passes(rows):
                 self.sorting[1].add(rows, size)
                 return ready
@@ -244,7 +248,8 @@ class _Loader:
             self.report.table(name)
         return name
 
-    async def _apply(self, kind: str, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+    async def _apply(self, kind: str, name: str, rows: list, size: int,  # type: ignore[type-arg]
+                     writer: LineWriter | None = None) -> None:
         if kind == "header":
             if self.cascading:  # the header lists the imported tables: empty them all now
                 await self._empty_all()
@@ -261,7 +266,7 @@ class _Loader:
                 self.spool.add(name, rows, size)
             return
         await self._truncate(name)
-        await self._write(name, rows, size)
+        await self._write(name, rows, size, writer)
 
     def _writes_now(self, name: str) -> bool:
         """Where deletes cascade: may ``name``'s rows go in as they arrive? Decided once per table."""
@@ -279,11 +284,13 @@ class _Loader:
         imported = set(self.plans) | set(self.header_tables)
         return any(p in imported and p not in self.written for p in _parents(name))
 
-    async def _write(self, name: str, rows: list, size: int) -> None:  # type: ignore[type-arg]
+    async def _write(self, name: str, rows: list, size: int,  # type: ignore[type-arg]
+                     writer: LineWriter | None = None) -> None:
+        """Write ``rows``, or the lines ``writer`` made of them."""
         if rows:
             plan = self.plans[name]
             try:
-                await self.conn.write(name, plan.columns, rows)
+                await (writer.write(rows) if writer else self.conn.write(name, plan.columns, rows))
             except DatabaseError:
                 if plan.json_text:  # the server refused JSON text: name the value, as a parse would
                     plan.name_bad_json(rows)

@@ -13,8 +13,8 @@ import pytest
 
 from memoria_stream.drivers import connect
 from memoria_stream.drivers.mysql import MySQLConnection
-from memoria_stream.drivers.mysql_load import column_fields, load_text
-from memoria_stream.errors import IntegrityFailure
+from memoria_stream.drivers.mysql_load import column_fields, load_lines, load_text, rows_of_lines
+from memoria_stream.errors import DatabaseError, IntegrityFailure
 from memoria_stream.model.catalog import TABLES
 
 from support.dataset import BIG_TEXT, DATES, FLOATS, TRICKY_TEXT, build_dataset, load_dataset
@@ -82,6 +82,38 @@ async def test_hard_values_read_back_as_the_insert_path_stores_them(mysql_url: s
     assert exact(by_load) == exact(by_insert)
 
 
+async def stored_as_lines(url: str, *, load_data: bool, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``stored``, the rows encoded as lines first (``line_writer``: an import sorting a table)."""
+    async with connect(url) as conn:
+        assert isinstance(conn, MySQLConnection)
+        table = f"lines_{int(load_data)}"
+        columns = ", ".join(f"{name} {ddl}" for name, (ddl, _) in HARD_COLUMNS.items())
+        await conn.execute(f"CREATE TABLE {table} (n INT PRIMARY KEY, {columns}) DEFAULT CHARSET=utf8mb4 "
+                           "COLLATE=utf8mb4_bin")
+        writer = conn.line_writer(table, await conn.columns(table))
+        assert writer is not None
+        lines = writer.encode(rows)
+        conn.load_data = load_data  # refused after the lines were made: they go by INSERT
+        before = await loads(conn)
+        async with conn.transaction():
+            await writer.write(lines)
+        assert await loads(conn) - before == (1 if load_data else 0)
+        return await conn.fetch(f"SELECT * FROM {table} ORDER BY n")
+
+
+async def test_hard_values_as_lines_read_back_as_the_insert_path_stores_them(mysql_url: str) -> None:
+    rows = hard_rows()
+    by_insert = await stored(mysql_url, load_data=False, rows=rows)
+    for load_data in (True, False):
+        assert exact(await stored_as_lines(mysql_url, load_data=load_data, rows=rows)) == exact(by_insert)
+
+
+async def test_a_table_with_a_bytes_column_gets_no_line_writer(mysql_url: str) -> None:
+    async with connect(mysql_url) as conn:
+        await conn.execute("CREATE TABLE t (id INT PRIMARY KEY, b LONGBLOB)")
+        assert conn.line_writer("t", await conn.columns("t")) is None
+
+
 async def test_a_batch_streamed_in_many_pieces_is_one_load(mysql_url: str) -> None:
     rows = [(n, HARD_TEXT[n % len(HARD_TEXT)][:100], n / 7) for n in range(1000)]
     async with connect(mysql_url) as conn:
@@ -130,6 +162,38 @@ async def test_duplicate_key_fails_with_the_insert_error_and_changes_nothing(mys
                     await conn.write("t", ["id", "s"], [(10, "earlier batch")])
                     await conn.write("t", ["id", "s"], batch)
             assert await conn.fetch("SELECT * FROM t ORDER BY id") == [(1, "one"), (2, "two")]
+
+
+async def test_duplicate_key_in_lines_fails_with_the_insert_error_and_changes_nothing(mysql_url: str) -> None:
+    async with connect(mysql_url) as conn:
+        await conn.execute("CREATE TABLE t (id INT PRIMARY KEY, s TEXT)")
+        writer = conn.line_writer("t", await conn.columns("t"))
+        assert writer is not None
+        async with conn.transaction():
+            await writer.write(writer.encode([(1, "one"), (2, "two")]))
+        with pytest.raises(IntegrityFailure, match="^MySQL: table t: Duplicate entry '1' for key 'PRIMARY'$"):
+            async with conn.transaction():
+                await writer.write(writer.encode([(3, "three"), (1, "again")]))
+        assert await conn.fetch("SELECT * FROM t ORDER BY id") == [(1, "one"), (2, "two")]
+
+
+@pytest.mark.parametrize("ddl, value", [("VARCHAR(3)", "long"), ("INT", 2**40), ("TEXT", "bad \udcff surrogate")])
+async def test_bad_values_in_lines_fail_and_change_nothing(mysql_url: str, ddl: str, value: Any) -> None:
+    """The server's error for the value (from the replay by INSERT), as the INSERT path raises it."""
+    messages = []
+    async with connect(mysql_url) as conn:
+        assert isinstance(conn, MySQLConnection)
+        await conn.execute(f"CREATE TABLE t (id INT PRIMARY KEY, c {ddl})")
+        writer = conn.line_writer("t", await conn.columns("t"))
+        assert writer is not None
+        for write in (lambda: conn.write("t", ["id", "c"], [(1, None), (2, value)]),
+                      lambda: writer.write(writer.encode([(1, None), (2, value)]))):
+            with pytest.raises(DatabaseError) as caught:
+                async with conn.transaction():
+                    await write()
+            messages.append(str(caught.value))
+            assert await conn.fetch("SELECT count(*) FROM t") == [(0,)]
+    assert messages[0] == messages[1]
 
 
 @pytest.mark.parametrize("ddl, value", [("VARCHAR(3)", "long"), ("DOUBLE", float("inf")), ("INT", 2**40),
@@ -233,3 +297,23 @@ def test_kinds_of_value_the_text_does_not_carry_go_to_insert() -> None:
     assert column_fields([object()]) is None
     assert load_text([(1, [1, 2])]) is None
     assert column_fields([None, None]) == [b"\\N", b"\\N"]
+
+
+def test_lines_read_back_as_the_text_of_each_value() -> None:
+    """What a batch of lines goes to INSERT as: each field's text, NULL as None; random texts too."""
+    rng = random.Random(7)
+    alphabet = "ab\\\x00\n\r\t\x1aNé😀0Zn\x1f"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
+    rows = [(text, n, n / 7, n % 2 == 0, DATES[n % len(DATES)], None) for n, text in enumerate(texts)]
+    lines = load_lines(rows)
+    assert all(b"\n" not in line for line in lines)
+    assert rows_of_lines(lines) == [(text, str(n), repr(n / 7), "1" if n % 2 == 0 else "0", str(DATES[n % len(DATES)]),
+                                     None) for n, text in enumerate(texts)]
+
+
+def test_lines_take_a_column_that_mixes_kinds_and_refuse_others() -> None:
+    assert load_lines([(1, "a"), (2.5, None), (True, "b")]) == [b"1\ta", b"2.5\t\\N", b"1\tb"]
+    with pytest.raises(TypeError):
+        load_lines([(b"bytes",)])
+    with pytest.raises(TypeError):
+        load_lines([([1, 2],)])
