@@ -35,6 +35,12 @@ from memoria_stream.transfer.spool import Spool
 RUN_BYTES = 8 * 1024 * 1024  # input bytes sorted in memory at a time
 BLOCK_ROWS = 128  # rows per pickled block: the merge holds one block of each run
 FAN_IN = 32  # runs merged at once; more of one size are first merged into one larger run
+# Lines go to the server in statements this large (input bytes), larger than the batches read: this
+# process decodes the next table on the same thread, and the server idles from the end of one
+# statement until that work lets the next one be sent. At 8 MB a statement keeps it busy for about
+# 0.4 s instead of 0.05 s (a 500k-row import into MariaDB: 44.2 s against 50.3 s, medians of 3);
+# the statement's lines and their copy in the socket's buffer cost about twice this in memory.
+LINE_BATCH_BYTES = 8 * 1024 * 1024
 
 
 class KeyOrder:
@@ -192,10 +198,13 @@ def _text_key(at: int) -> Callable[[Row], Any]:
 
 
 def sorted_batches(order: KeyOrder) -> Iterator[tuple[list[Any], int]]:
-    """The rows (or lines) of ``order`` sorted, in batches as large as those added on average, each
-    with its share of the input bytes (for progress)."""
+    """The rows of ``order`` sorted, in batches as large as those added on average, each with its
+    share of the input bytes (for progress); lines in batches of about ``LINE_BATCH_BYTES`` of input."""
     rows = order.sorted_rows()
-    batch_rows = max(1, order.rows // max(1, order.batches))
+    if order.writer is None:
+        batch_rows = max(1, order.rows // max(1, order.batches))
+    else:
+        batch_rows = max(1, order.rows * LINE_BATCH_BYTES // max(1, order.bytes))
     done_rows = done_bytes = 0
     while batch := list(islice(rows, batch_rows)):
         done_rows += len(batch)

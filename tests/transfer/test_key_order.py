@@ -88,6 +88,20 @@ def test_progress_shares_add_up_to_the_input_bytes() -> None:
         spool.remove()
 
 
+def test_lines_go_in_batches_of_about_line_batch_bytes_of_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(key_order, "LINE_BATCH_BYTES", 100)
+    spool = Spool()
+    try:
+        order = KeyOrder(spool, 0, run_bytes=50, writer=ReprLines())
+        for i in range(7):
+            order.add([(f"k{(i * 37) % 11}-{j}",) for j in range(3)], 17)
+        shares = [(len(part), size) for part, size in sorted_batches(order)]
+        assert [n for n, _ in shares] == [17, 4]  # 21 rows of 119 bytes: 17 rows hold about 100
+        assert sum(size for _, size in shares) == 7 * 17
+    finally:
+        spool.remove()
+
+
 async def test_a_file_in_reverse_key_order_is_written_sorted_where_the_target_clusters_by_key(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = {name: list(reversed(rows)) for name, rows in build_dataset().items()}
