@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from memoria_stream.drivers.base import LineWriter
-from memoria_stream.errors import OutputError
 from memoria_stream.model.catalog import get_table
 from memoria_stream.model.types import ColumnType, Row
 from memoria_stream.transfer.spool import Spool
@@ -153,10 +152,7 @@ class _LineRuns:
     key: Callable[[Any], Any] | None = None  # bytes sort as they are
 
     def write(self, held: Iterable[bytes], file: IO[bytes], spool: Spool) -> None:
-        try:
-            file.writelines(line + b"\n" for line in held)
-        except OSError as exc:
-            raise OutputError(f"cannot write the import's temp file in {spool.directory}: {exc}") from exc
+        spool.write_lines(held, file)
 
     def read(self, path: Path) -> Iterator[bytes]:
         with path.open("rb") as file:

@@ -17,7 +17,7 @@ import pickle
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, AsyncIterator, Iterator
+from typing import IO, AsyncIterator, Iterable, Iterator
 
 from memoria_stream.errors import OutputError
 from memoria_stream.model.types import Row
@@ -77,8 +77,18 @@ class Spool:
 
     def dump(self, value: object, file: IO[bytes]) -> None:
         """Pickle ``value`` into one of the spool's files."""
-        try:
+        with self._writing():
             pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def write_lines(self, lines: Iterable[bytes], file: IO[bytes]) -> None:
+        """Write ``lines`` (which hold no newline) into one of the spool's files, a newline after each."""
+        with self._writing():
+            file.writelines(line + b"\n" for line in lines)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
         except OSError as exc:
             raise OutputError(f"cannot write the import's temp file in {self.directory}: {exc}") from exc
 
