@@ -292,7 +292,7 @@ class _Loader:
             try:
                 await (writer.write(rows) if writer else self.conn.write(name, plan.columns, rows))
             except DatabaseError:
-                if plan.json_text:  # the server refused JSON text: name the value, as a parse would
+                if plan.json_text and writer is None:  # the server refused JSON text: name it, as a parse would
                     plan.name_bad_json(rows)
                 raise
             self.report.table(name).rows += len(rows)

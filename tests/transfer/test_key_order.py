@@ -115,11 +115,13 @@ async def test_a_file_in_reverse_key_order_is_written_sorted_where_the_target_cl
     monkeypatch.setattr(key_order, "RUN_BYTES", 1)  # …spilled as a run of its own
     monkeypatch.setattr(key_order, "FAN_IN", 3)
     written: dict[str, list[Any]] = {}
+    as_lines: set[str] = set()  # tables whose sorted rows went as the target's lines
     write = load._Loader._write
 
     async def recording(self: Any, name: str, rows: list[Any], size: int, writer: Any = None) -> None:
         at = self.plans[name].columns.index(get_table(name).primary_key[0])
         if writer:  # the target's lines (MySQL's LOAD DATA text): the key is the field at its column
+            as_lines.add(name)
             written.setdefault(name, []).extend(line.split(b"\t")[at].decode() for line in rows)
         else:
             written.setdefault(name, []).extend(row[at] for row in rows)
@@ -137,3 +139,4 @@ async def test_a_file_in_reverse_key_order_is_written_sorted_where_the_target_cl
         assert in_file != sorted(in_file)
         # The first one-row batch is in order by itself and passes; every later one is held and sorted.
         assert written[name] == (in_file[:1] + sorted(in_file[1:]) if clustered else in_file), name
+    assert as_lines == (set(text_keyed) if clustered else set())  # MySQL's sorted tables go as lines
