@@ -16,9 +16,9 @@ from memoria_stream.codecs.base import (
 DEFAULT_MAX_LINE = 64 * 1024 * 1024
 BATCH_ROWS = 2000
 # With a few batches queued per stage, this bounds peak memory. It also keeps a batch's parsed rows
-# (about eight times its bytes) within the processor's caches while the import's plan converts them
-# column by column: an import into PostgreSQL of 500k rows took 10.5–11.6 CPU-s in 256 KB batches
-# against 14.4–18.2 in 1 MB batches (benchmarks/RESULTS.md, 2026-12-07, second session).
+# (about 3.4 times its bytes, for long_term_memory) within the processor's caches while the import's
+# plan converts them column by column: an import into PostgreSQL of 500k rows took 9.8–13.3 user
+# CPU-s in 256 KB batches against 14.4–18.2 in 1 MB batches (benchmarks/RESULTS.md, 2026-12-07, second).
 BATCH_BYTES = 256 * 1024
 # The trailer's digest of an NDJSON file of ours (announced as the header's ``row_digest``): per
 # table, the sum of the XXH3-128 of every row line (its bytes without the line end) mod 2**128.
