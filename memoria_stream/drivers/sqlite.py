@@ -19,20 +19,12 @@ from memoria_stream.errors import DatabaseError, IntegrityFailure
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.drivers.sqlite_pages import LeafRequest, Leaves, leaf_reports_in_child
-from memoria_stream.model.values import json_from_text, json_to_text, parse_timestamp, sqlite_timestamp
+from memoria_stream.model.values import json_from_text, json_to_text, sqlite_timestamp, stored_timestamp
 from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded as _shielded, select_sql
 
 
 _ROWIDS_PER_QUERY = 500  # rowids per ``IN (…)``
 _BUSY_MS = 30_000  # how long a statement waits for another connection's lock
-
-
-def _float(value: Any) -> float:
-    return float(value)
-
-
-def _timestamp(value: Any) -> Any:
-    return parse_timestamp(value) if isinstance(value, str) else value
 
 
 CAPABILITIES = Capabilities(
@@ -56,7 +48,7 @@ CAPABILITIES = Capabilities(
     parallel_writers=False,
     sized_integers=False,
     encoders={T.TIMESTAMP: sqlite_timestamp, T.BOOLEAN: int, T.JSON: json_to_text},
-    decoders={T.TIMESTAMP: _timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: _float},
+    decoders={T.TIMESTAMP: stored_timestamp, T.BOOLEAN: bool, T.JSON: json_from_text, T.FLOAT: float},
 )
 
 # Declared type affinity words, checked in order (SQLite's own rules, plus the names SQLAlchemy uses).

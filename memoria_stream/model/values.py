@@ -36,6 +36,11 @@ def parse_timestamp(text: str) -> datetime:
     return parsed
 
 
+def stored_timestamp(value: Any) -> Any:
+    """A timestamp as a database stored it: text is parsed, a value its driver parsed stays."""
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
 def to_naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value

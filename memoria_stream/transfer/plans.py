@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from memoria_stream.model.catalog import Table, default_for, get_table
+from memoria_stream.model.columns import decode_column
 from memoria_stream.codecs.base import JSON_NULL_KEY, RowBatch, TableLayout
 from memoria_stream.drivers.base import Capabilities, LiveColumn
 from memoria_stream.errors import InputError
@@ -39,9 +40,20 @@ class ExportPlan:
     live: tuple[LiveColumn, ...] = ()  # the exported columns as the database described them
     json_text: bool = False  # JSON columns decode to their stored text, unparsed (see ``export_plan``)
 
-    def decode(self, rows: Sequence[Row]) -> list[Row]:  # rows become lists: decoded in place
-        if not self.decoders:
+    def decode(self, rows: Sequence[Row]) -> list[Row]:
+        """Raw driver rows as canonical ones, decoded a column at a time (``decode_column``); a
+        value that does not decode sends the batch row by row, to name it."""
+        if not self.decoders or not rows:
             return list(rows)
+        columns: list[Sequence[Any]] = list(zip(*rows))
+        try:
+            for i, decode in self.decoders:
+                columns[i] = decode_column(decode, columns[i])
+        except (ValueError, TypeError):
+            return self._decode_rows(rows)
+        return list(zip(*columns))
+
+    def _decode_rows(self, rows: Sequence[Row]) -> list[Row]:  # rows become lists: decoded in place
         out: list[Row] = []
         for raw in rows:
             row = list(raw)
