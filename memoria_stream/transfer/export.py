@@ -230,20 +230,83 @@ class _Slicing:
 
     async def send(self, plan: ExportPlan, ranges: list[tuple[int, int]],
                    emit: Callable[[EncodedSlice], Awaitable[Any]]) -> None:
-        """Every slice of ``ranges``, in order, to ``emit`` (``ranges`` found the worker started)."""
+        """Every slice of ``ranges``, in order, to ``emit`` (``ranges`` found the worker started).
+        Each slice goes to whichever side is free first, this process or the worker: which is the
+        faster varies with the table and with what else the machine runs."""
         worker = await self.helper.worker()
         assert worker is not None
         request = partial(SliceRequest, plan.layout.name, plan.live, self.encoder.format_name,
                           batch_rows=self.batch_rows)
-        for at in range(0, len(ranges), 2):
-            there: list[EncodedSlice] = []
+        slices = _Schedule(len(ranges))
 
-            async def ask_worker(within: tuple[int, int]) -> None:
-                there.append(await worker.encode(request(within=within)))
+        async def encode_here() -> None:
+            while (at := await slices.take()) is not None:
+                await slices.put(at, await encode_slice(self.conn, plan, self.encoder, ranges[at], self.batch_rows))
+
+        async def encode_there() -> None:
+            room = anyio.Semaphore(WORKER_AHEAD)  # a slice is taken only when the worker can start it
+            asked_send, asked = channel(WORKER_AHEAD)
+
+            async def answers() -> None:
+                async with asked:
+                    async for at in asked:
+                        await slices.put(at, await worker.encoded())
+                        room.release()
 
             async with anyio.create_task_group() as group:
-                if at + 1 < len(ranges):
-                    group.start_soon(ask_worker, ranges[at + 1])
-                here = await encode_slice(self.conn, plan, self.encoder, ranges[at], self.batch_rows)
-            for encoded in (here, *there):
+                group.start_soon(answers)
+                async with asked_send:
+                    while True:
+                        await room.acquire()
+                        if (at := await slices.take()) is None:
+                            break
+                        await asked_send.send(at)
+                        await worker.submit(request(within=ranges[at]))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(encode_here)
+            group.start_soon(encode_there)
+            async for encoded in slices.in_order():
                 await emit(encoded)
+
+
+# Slices asked of the worker and not yet answered: one to encode, one to start as it sends that.
+WORKER_AHEAD = 2
+# Slices handed out beyond the first not yet written: the most either side can run ahead of the
+# other (and the encoded slices held waiting, each about SLICE_ROWS rows).
+SLICES_AHEAD = 6
+
+
+class _Schedule:
+    """Slice numbers handed out in order to whichever side asks, at most ``SLICES_AHEAD`` past the
+    first not yet written; encoded slices given back in number order."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._next = self._written = 0
+        self._done: dict[int, EncodedSlice] = {}
+        self._changed = anyio.Condition()
+
+    async def take(self) -> int | None:
+        async with self._changed:
+            while self._next < self.count and self._next - self._written >= SLICES_AHEAD:
+                await self._changed.wait()
+            if self._next >= self.count:
+                return None
+            self._next += 1
+            return self._next - 1
+
+    async def put(self, at: int, encoded: EncodedSlice) -> None:
+        async with self._changed:
+            self._done[at] = encoded
+            self._changed.notify_all()
+
+    async def in_order(self) -> AsyncIterator[EncodedSlice]:
+        while self._written < self.count:
+            async with self._changed:
+                while self._written not in self._done:
+                    await self._changed.wait()
+                encoded = self._done.pop(self._written)
+                self._written += 1
+                self._changed.notify_all()
+            yield encoded

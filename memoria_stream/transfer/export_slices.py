@@ -2,9 +2,9 @@
 
 A slice is one of ``Connection.row_ranges`` (SQLite: a rowid range). Read in the backend's own
 order and encoded by a format whose batches stand alone (NDJSON: a line per row), a slice is exactly
-the bytes the whole table's export holds at its place. An export encodes every other slice itself
-and has a worker process (``worker.py``, in the same snapshot) encode the others, then writes them
-in order: the file is the one a single process writes, byte for byte.
+the bytes the whole table's export holds at its place. An export shares a table's slices between
+itself and a worker process (``worker.py``, in the same snapshot), each taking the next as it frees,
+then writes them in order: the file is the one a single process writes, byte for byte.
 """
 
 from __future__ import annotations

@@ -4,22 +4,25 @@
 Hashing and encoding rows are Python work and one process gets one core. For ``--sync`` the target
 is scanned in a worker while this process scans the source; where the source's fingerprints are
 computed here too (SQLite), a second worker takes a share of the source's rows. An export of SQLite
-has every other slice of each table encoded by a worker. Such a worker must read the very moment
-this process reads, so it starts its snapshot only when told (``pin``), while
+shares the slices of each table with a worker, each taking the next as it frees. Such a worker must
+read the very moment this process reads, so it starts its snapshot only when told (``pin``), while
 ``drivers.snapshots.shared_snapshot`` holds that moment (PostgreSQL hands over its exported
 snapshot; SQLite and MySQL hold writers off for those milliseconds).
 
 A plain ``python -c`` child rather than multiprocessing or ``anyio.to_process``: those re-run the
 parent's main module in the worker, which may be anyone's script. Both ways, messages are frames of
 an 8-byte length and a pickle: ``open`` → ``ready``, ``pin`` → ``pinned``, then ``scan`` or
-``encode`` → ``done``, or ``error`` at any step. Cancelled or failed, the parent kills the child.
+``encode`` → ``done``, or ``error`` at any step. ``encode`` requests may be sent ahead: answers come
+in the order asked. Cancelled or failed, the parent kills the child.
 """
 
 from __future__ import annotations
 
 import pickle
+import queue
 import struct
 import sys
+import threading
 from types import TracebackType
 from typing import IO, Any, cast
 
@@ -74,13 +77,32 @@ class Worker:
 
     async def encode(self, request: SliceRequest) -> EncodedSlice:
         """``export.encode_slice`` in the pinned snapshot."""
-        return cast(EncodedSlice, await self._ask("encode", request, expect="done"))
+        await self.submit(request)
+        return await self.encoded()
+
+    async def submit(self, request: SliceRequest) -> None:
+        """Ask for ``export.encode_slice`` without waiting for it: answers come back in the order
+        asked, from :meth:`encoded`, so that the worker has its next slice as it ends one."""
+        await self._send("encode", request)
+
+    async def encoded(self) -> EncodedSlice:
+        return cast(EncodedSlice, await self._receive("encode", expect="done"))
 
     async def _ask(self, kind: str, payload: Any, *, expect: str) -> Any:
-        assert self._process is not None and self._process.stdin is not None and self._answers is not None
+        await self._send(kind, payload)
+        return await self._receive(kind, expect=expect)
+
+    async def _send(self, kind: str, payload: Any) -> None:
+        assert self._process is not None and self._process.stdin is not None
         data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             await self._process.stdin.send(_FRAME.pack(len(data)) + data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            raise InternalError(f"the worker process failed: {await self._last_words()}") from None
+
+    async def _receive(self, kind: str, *, expect: str) -> Any:
+        assert self._answers is not None
+        try:
             (length,) = _FRAME.unpack(await self._answers.receive_exactly(_FRAME.size))
             answer, value = pickle.loads(await self._answers.receive_exactly(length))
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
@@ -121,30 +143,30 @@ async def scan_in_worker(url: str, request: Scan) -> Scan:
 def worker_main() -> None:
     """The worker process: frames on stdin, answers on stdout (see the module docstring)."""
     one_arena()
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    try:
-        with fewer_collections():
-            anyio.run(_serve, requests, answers)
-    except Exception as exc:  # handed to the parent, which raises it
-        _answer(answers, "error", exc)
+    with _Answers(sys.stdout.buffer) as answers:
+        try:
+            with fewer_collections():
+                anyio.run(_serve, sys.stdin.buffer, answers)
+        except Exception as exc:  # handed to the parent, which raises it
+            answers.put("error", exc)
 
 
-async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+async def _serve(requests: IO[bytes], answers: _Answers) -> None:
     # Blocking reads of stdin are fine here: the worker has nothing else to do meanwhile.
     _, url = _request(requests, "open")
     async with connect(url) as conn:
-        _answer(answers, "ready", None)
+        answers.put("ready", None)
         _, adopt = _request(requests, "pin")
         async with join_snapshot(conn, adopt):
-            _answer(answers, "pinned", None)
+            answers.put("pinned", None)
             slices = SliceEncoder(conn)
             while True:  # until the parent closes the pipe
                 kind, request = _request(requests, "scan", "encode")
                 if kind == "scan":
                     await scan(conn, request)
-                    _answer(answers, "done", request)
+                    answers.put("done", request)
                 else:
-                    _answer(answers, "done", await slices.encode(request))
+                    answers.put("done", await slices.encode(request))
 
 
 def _request(requests: IO[bytes], *kinds: str) -> tuple[str, Any]:
@@ -166,15 +188,50 @@ def _read_exactly(requests: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-def _answer(answers: IO[bytes], kind: str, value: Any) -> None:
-    try:
-        data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # an error that does not pickle: its text, then
-        data = pickle.dumps(("error", InternalError(f"{type(value).__name__}: {value}")))
+class _Answers:
+    """Answers written by a thread of their own, in order: the worker goes on with the slice it
+    was sent next while the parent, busy encoding a slice itself, has not yet read the last answer
+    (a pipe holds 64 KB; an answer, megabytes). At most ``_AHEAD`` answers wait to be written."""
+
+    _AHEAD = 2
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._frames: queue.Queue[bytes | None] = queue.Queue(self._AHEAD)
+        self._thread = threading.Thread(target=self._write_all, name="answers", daemon=True)
+        self._gone = False  # the parent closed the pipe: nobody reads any more answers
+
+    def __enter__(self) -> _Answers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._frames.put(None)
+        self._thread.join()
+
+    def put(self, kind: str, value: Any) -> None:
+        if self._gone:
+            raise SystemExit(0)  # the parent went away: nothing left to do
+        try:
+            data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an error that does not pickle: its text, then
+            data = pickle.dumps(("error", InternalError(f"{type(value).__name__}: {value}")))
+        self._frames.put(_FRAME.pack(len(data)) + data)
+
+    def _write_all(self) -> None:
+        while (frame := self._frames.get()) is not None:
+            if not self._gone:
+                try:
+                    _write_frame(self._out, frame)
+                except OSError:
+                    self._gone = True  # drained from here on, so that ``put`` never blocks
+
+
+def _write_frame(out: IO[bytes], frame: bytes) -> None:
     # A signal (Ctrl-Z and fg, a profiler's pause) can cut a large write short, and a buffered
     # writer then reports what it took rather than keep the rest: write until all of it is out, or
     # the parent waits forever for the end of an answer.
-    frame = memoryview(_FRAME.pack(len(data)) + data)
-    while frame:
-        frame = frame[answers.write(frame) or 0:]
-    answers.flush()
+    view = memoryview(frame)
+    while view:
+        view = view[out.write(view) or 0:]
+    out.flush()

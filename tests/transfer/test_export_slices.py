@@ -1,5 +1,5 @@
-"""A large SQLite source is exported by two processes, each encoding every other rowid slice of each
-table in one shared snapshot: the file is the one a single process writes, byte for byte, and a bad
+"""A large SQLite source is exported by two processes, sharing the rowid slices of each table as
+each frees, in one shared snapshot: the file is the one a single process writes, byte for byte, and a bad
 stored value in the worker's slice is named as it is in this process's."""
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from support.helpers import assert_same, read_all
 def sliced(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every source shared out in slices of three rows; returns the slices the worker encoded."""
     asked: list[Any] = []
-    encode = Worker.encode
+    submit = Worker.submit
 
-    async def counted(self: Worker, request: Any) -> Any:
+    async def counted(self: Worker, request: Any) -> None:
         asked.append(request)
-        return await encode(self, request)
-    monkeypatch.setattr(Worker, "encode", counted)
+        await submit(self, request)
+    monkeypatch.setattr(Worker, "submit", counted)
     monkeypatch.setattr(export, "SHARED_FROM_BYTES", 0)
     monkeypatch.setattr(export, "SLICE_ROWS", 3)
     return asked

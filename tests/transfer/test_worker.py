@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import pickle
+import threading
+
+import pytest
 
 from memoria_stream.transfer import worker
 
@@ -36,7 +39,8 @@ class _Trickle(io.RawIOBase):
 def test_a_large_answer_is_written_whole_through_short_writes() -> None:
     value = {"slice": bytes(range(256)) * 4000, "rows": 1000}  # about 1 MB, like an encoded slice
     pipe = _Trickle()
-    worker._answer(pipe, "done", value)  # type: ignore[arg-type]
+    with worker._Answers(pipe) as answers:  # type: ignore[arg-type]
+        answers.put("done", value)
     length = int.from_bytes(pipe.taken[:8], "big")
     assert length == len(pipe.taken) - 8
     assert pickle.loads(bytes(pipe.taken[8:])) == ("done", value)
@@ -46,3 +50,43 @@ def test_a_request_is_read_whole_through_short_reads() -> None:
     request = pickle.dumps(("encode", "x" * 100_000))
     pipe = _Trickle(len(request).to_bytes(8, "big") + request, step=1000)
     assert worker._request(pipe, "encode") == ("encode", "x" * 100_000)  # type: ignore[arg-type]
+
+
+class _Slow(_Trickle):
+    """A parent that reads its answers only when told to (while it encodes a slice itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go_on = threading.Event()
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.go_on.wait(5)
+        return super().write(b)
+
+
+def test_answers_are_written_in_order_while_the_worker_goes_on() -> None:
+    pipe = _Slow()
+    with worker._Answers(pipe) as answers:  # type: ignore[arg-type]
+        for number in range(2):  # put while the first is stuck in the pipe: the worker is not held
+            answers.put("done", number)
+        assert not pipe.taken  # both put, none written yet
+        pipe.go_on.set()
+        for number in range(2, 6):
+            answers.put("done", number)
+    frames, data = [], bytes(pipe.taken)
+    while data:
+        length = int.from_bytes(data[:8], "big")
+        frames.append(pickle.loads(data[8:8 + length]))
+        data = data[8 + length:]
+    assert frames == [("done", number) for number in range(6)]
+
+
+class _Closed(_Trickle):
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        raise BrokenPipeError
+
+
+def test_a_parent_gone_ends_the_worker_rather_than_blocking_it() -> None:
+    with pytest.raises(SystemExit), worker._Answers(_Closed()) as answers:  # type: ignore[arg-type]
+        for number in range(10):
+            answers.put("done", number)
