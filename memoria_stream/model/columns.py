@@ -1,37 +1,42 @@
-"""Decoding a whole column at once: the values a driver's decoder gives value by value, with the
-per-value Python call left out wherever a C function (or nothing at all) does the same work.
+"""Converting a whole column at once: the values a driver's decoder (or encoder) gives value by
+value, with the per-value Python call left out wherever a C function (or nothing at all) does the
+same work.
 
-An export spends most of its time in Python per value; a batch decoded column by column spends it in
-C. Each form here either returns exactly what ``[None if v is None else decode(v) for v in values]``
-returns, or raises ``ValueError``/``TypeError`` as that would (the caller then goes value by value to
-name the one at fault).
+An export or a load spends most of its time in Python per value; a batch converted column by column
+spends it in C. Each form here either returns exactly what ``[None if v is None else convert(v) for v
+in values]`` returns, or raises ``ValueError``/``TypeError`` as that would (the caller then goes
+value by value to name the one at fault).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
 from typing import Any, Callable, Sequence
 
 import orjson
 
-from memoria_stream.model.values import json_as_text, json_from_text, stored_timestamp
+from memoria_stream.model.types import ColumnType
+from memoria_stream.model.values import INPUT_COERCERS, json_as_text, json_from_text, stored_timestamp, unchanged
 
-Decoder = Callable[[Any], Any]
+Converter = Callable[[Any], Any]
 _NONE = type(None)
 _tzinfo = attrgetter("tzinfo")
 
 
-def decode_column(decode: Decoder, values: Sequence[Any]) -> Sequence[Any]:
-    """``values`` (one column of a batch, SQL NULL as ``None``) through ``decode``."""
-    form = _FORMS.get(decode)
-    return form(values) if form else _each(decode, values)
+def convert_column(convert: Converter, values: Sequence[Any]) -> Sequence[Any]:
+    """``values`` (one column of a batch, SQL NULL as ``None``) through ``convert``."""
+    if convert is unchanged:
+        return values
+    form = _FORMS.get(convert)
+    return form(values) if form else _each(convert, values)
 
 
-def _each(decode: Decoder, values: Sequence[Any]) -> Sequence[Any]:
+def _each(convert: Converter, values: Sequence[Any]) -> Sequence[Any]:
     if None in values:
-        return [None if v is None else decode(v) for v in values]
-    return list(map(decode, values))
+        return [None if v is None else convert(v) for v in values]
+    return list(map(convert, values))
 
 
 def _present(values: Sequence[Any]) -> tuple[set[type], Sequence[Any]]:
@@ -72,19 +77,24 @@ def _json_texts(values: Sequence[Any]) -> Sequence[Any]:
     return _each(json_as_text, values)
 
 
-def _timestamps(values: Sequence[Any]) -> Sequence[Any]:
+def _timestamps(values: Sequence[Any], one: Converter = stored_timestamp) -> Sequence[Any]:
+    """Timestamps stored or written as text (``one``: the value-by-value converter, which decides
+    wherever C's parse alone may not)."""
     types, present = _present(values)
     if not types <= {str, _NONE}:
-        return _each(stored_timestamp, values)
+        return _each(one, values)
     try:
         parsed = list(map(datetime.fromisoformat, present))
     except ValueError:  # surrounding spaces, say: parse_timestamp decides, value by value
-        return _each(stored_timestamp, values)
+        return _each(one, values)
     if set(map(_tzinfo, parsed)) - {None}:  # an offset or Z: parse_timestamp converts it to UTC
-        return _each(stored_timestamp, values)
+        return _each(one, values)
     return _refilled(values, parsed)
 
 
-_FORMS: dict[Decoder, Callable[[Sequence[Any]], Sequence[Any]]] = {
-    float: _floats, json_from_text: _json, json_as_text: _json_texts, stored_timestamp: _timestamps,
+_FILE_TIMESTAMP = INPUT_COERCERS[ColumnType.TIMESTAMP]  # a file's text: parse_timestamp, or refused
+
+_FORMS: dict[Converter, Callable[[Sequence[Any]], Sequence[Any]]] = {
+    float: _floats, json_from_text: _json, json_as_text: _json_texts,
+    stored_timestamp: _timestamps, _FILE_TIMESTAMP: partial(_timestamps, one=_FILE_TIMESTAMP),
 }

@@ -163,7 +163,9 @@ def _timestamp(value: Any) -> datetime:
     raise ValueError(f"expected an ISO datetime, got {_describe(value)}")
 
 
-def _json(value: Any) -> Any:
+def unchanged(value: Any) -> Any:
+    """The identity: what a JSON column's file value coerces with (any JSON value is one), and the
+    encoder of a type a driver takes as it is."""
     return value
 
 
@@ -182,7 +184,7 @@ INPUT_COERCERS: dict[ColumnType, Coercer] = {
     ColumnType.FLOAT: _float,
     ColumnType.BOOLEAN: _boolean,
     ColumnType.TIMESTAMP: _timestamp,
-    ColumnType.JSON: _json,
+    ColumnType.JSON: unchanged,
     ColumnType.BYTES: _bytes,
 }
 

@@ -13,13 +13,13 @@ from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from memoria_stream.model.catalog import Table, default_for, get_table
-from memoria_stream.model.columns import decode_column
+from memoria_stream.model.columns import convert_column
 from memoria_stream.codecs.base import JSON_NULL_KEY, RowBatch, TableLayout
 from memoria_stream.drivers.base import Capabilities, LiveColumn
 from memoria_stream.errors import InputError
 from memoria_stream.transfer.limits import ColumnCheck, Loss, column_check, loss_check, value_check
 from memoria_stream.model.types import JSON_NULL, ColumnType, Row
-from memoria_stream.model.values import INPUT_COERCERS, json_as_text, json_from_text
+from memoria_stream.model.values import INPUT_COERCERS, json_as_text, json_from_text, unchanged
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MISSING = object()
@@ -41,14 +41,14 @@ class ExportPlan:
     json_text: bool = False  # JSON columns decode to their stored text, unparsed (see ``export_plan``)
 
     def decode(self, rows: Sequence[Row]) -> list[Row]:
-        """Raw driver rows as canonical ones, decoded a column at a time (``decode_column``); a
+        """Raw driver rows as canonical ones, decoded a column at a time (``convert_column``); a
         value that does not decode sends the batch row by row, to name it."""
         if not self.decoders or not rows:
             return list(rows)
         columns: list[Sequence[Any]] = list(zip(*rows))
         try:
             for i, decode in self.decoders:
-                columns[i] = decode_column(decode, columns[i])
+                columns[i] = convert_column(decode, columns[i])
         except (ValueError, TypeError):
             return self._decode_rows(rows)
         return list(zip(*columns))
@@ -228,8 +228,7 @@ class ImportPlan:
             if slot.required and _NONE in types:
                 return None
             if not types <= slot.unchanged | {_NONE}:
-                convert = slot.convert
-                values = [None if v is None else convert(v) for v in values]
+                values = convert_column(slot.convert, values)
             elif slot.fits is not None and not slot.fits(values):
                 return None  # a value does not fit: the row-by-row path names its line and column
             columns.append(values)
@@ -261,8 +260,7 @@ class ImportPlan:
                 if not slot.fits(values):
                     return None
             elif slot.encode is not _identity and not (json_text and slot.is_json):
-                encode = slot.encode
-                values = [None if v is None else encode(v) for v in values]
+                values = convert_column(slot.encode, values)
                 changed = True
             columns.append(values)
         return list(zip(*columns)) if changed else list(rows)
@@ -355,7 +353,10 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
 
 
 def _chain(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """One converter applying ``steps`` in order (coerce, check, count losses, encode)."""
+    """One converter applying ``steps`` in order (coerce, check, count losses, encode). The
+    identity is left out, so that a JSON column's chain is its encoder (``convert_column`` has a
+    whole-column form for it)."""
+    steps = tuple(step for step in steps if step is not unchanged) or (unchanged,)
     if len(steps) == 1:
         return steps[0]
     if len(steps) == 2:
@@ -376,8 +377,7 @@ def _position(where: int, by_row: bool) -> dict[str, Any]:
     return {"row": where} if by_row else {"line": where}
 
 
-def _identity(value: Any) -> Any:
-    return value
+_identity = unchanged
 
 
 def check_table_name(name: Any, *, source: str | None = None, line: int | None = None) -> str:
