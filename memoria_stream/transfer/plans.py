@@ -181,8 +181,8 @@ class ImportPlan:
             if name not in self._known and name not in self._dropped:
                 self._dropped.add(name)
                 self._warn(f"{self.name}.{name}: absent from the target table; values dropped")
-        picks = [(position.get(s.name), s, _identity if json_text and s.is_json else s.encode) for s in self._slots]
-        if tuple(s.name for s in self._slots) == layout.columns and all(e is _identity for _, _, e in picks):
+        picks = [(position.get(s.name), s, unchanged if json_text and s.is_json else s.encode) for s in self._slots]
+        if tuple(s.name for s in self._slots) == layout.columns and all(e is unchanged for _, _, e in picks):
             return tuple  # the common case between servers: nothing to convert
 
         def convert(row: Row) -> Row:
@@ -259,7 +259,7 @@ class ImportPlan:
             if slot.fits is not None and types <= slot.unchanged | {_NONE}:
                 if not slot.fits(values):
                     return None
-            elif slot.encode is not _identity and not (json_text and slot.is_json):
+            elif slot.encode is not unchanged and not (json_text and slot.is_json):
                 values = convert_column(slot.encode, values)
                 changed = True
             columns.append(values)
@@ -332,7 +332,7 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
     default = (lambda column=known: default_for(column)) if known and known.default is not None else None
     required = not live.nullable and not (known and known.autoincrement)
     is_json = ctype is ColumnType.JSON
-    own = encode or _identity
+    own = encode or unchanged
     check = value_check(caps, live, ctype)
     loss = loss_check(live, ctype)
     if loss is not None:  # every value passes the counter: no column-wise shortcut
@@ -340,22 +340,21 @@ def _slot(table: Table | None, live: LiveColumn, caps: Capabilities) -> _Slot:
         return _Slot(live.name, _chain(coerce, *steps), _chain(*steps), default, required, is_json,
                      loss=loss, encode_own=own)
     if check is not None:  # the column has limits (length, range, no NUL): every value is checked
-        enc = encode or _identity
+        enc = encode or unchanged
         # Without an encoder, a batch column of already-canonical values is checked as a whole.
-        unchanged, fits = (_UNCHANGED.get(ctype, frozenset()), column_check(caps, live, ctype)) if encode is None \
+        kept, fits = (_UNCHANGED.get(ctype, frozenset()), column_check(caps, live, ctype)) if encode is None \
             else (frozenset(), None)
         return _Slot(live.name, _chain(coerce, check, enc), _chain(check, enc), default, required,
-                     is_json, unchanged if fits else frozenset(), fits, encode_own=own)
+                     is_json, kept if fits else frozenset(), fits, encode_own=own)
     if encode is None:
-        return _Slot(live.name, coerce, _identity, default, required, is_json,
+        return _Slot(live.name, coerce, unchanged, default, required, is_json,
                      _UNCHANGED.get(ctype, frozenset()))
     return _Slot(live.name, _chain(coerce, encode), encode, default, required, is_json, encode_own=encode)
 
 
 def _chain(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """One converter applying ``steps`` in order (coerce, check, count losses, encode). The
-    identity is left out, so that a JSON column's chain is its encoder (``convert_column`` has a
-    whole-column form for it)."""
+    identity is left out: a JSON column's chain is then its encoder itself, one call per value."""
     steps = tuple(step for step in steps if step is not unchanged) or (unchanged,)
     if len(steps) == 1:
         return steps[0]
@@ -375,9 +374,6 @@ def _chain(*steps: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _position(where: int, by_row: bool) -> dict[str, Any]:
     return {"row": where} if by_row else {"line": where}
-
-
-_identity = unchanged
 
 
 def check_table_name(name: Any, *, source: str | None = None, line: int | None = None) -> str:
