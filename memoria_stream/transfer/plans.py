@@ -215,11 +215,12 @@ class ImportPlan:
         keys = set().union(*objs)
         if not keys <= self._known or JSON_NULL_KEY in keys:
             return None
-        columns = []
+        columns: list[Sequence[Any]] = []
         for slot in self._slots:
             if slot.name not in keys:
                 columns.append([self._default(slot) for _ in objs])
                 continue
+            values: Sequence[Any]
             try:
                 values = list(map(itemgetter(slot.name), objs))
             except KeyError:  # some rows lack the column: defaults are filled in row by row
