@@ -215,7 +215,7 @@ class _Helper:
 
 
 class _Slicing:
-    """Each table in slices, two at a time: one encoded here while the worker encodes the next."""
+    """Each table in slices, shared between this process and the worker as each frees (``send``)."""
 
     def __init__(self, conn: Connection, helper: _Helper, encoder: Encoder, counts: dict[str, int],
                  batch_rows: int) -> None:

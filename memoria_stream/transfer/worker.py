@@ -75,14 +75,10 @@ class Worker:
         """``keyspool.scan`` in the pinned snapshot; returns the filled request."""
         return cast(Scan, await self._ask("scan", request, expect="done"))
 
-    async def encode(self, request: SliceRequest) -> EncodedSlice:
-        """``export.encode_slice`` in the pinned snapshot."""
-        await self.submit(request)
-        return await self.encoded()
-
     async def submit(self, request: SliceRequest) -> None:
-        """Ask for ``export.encode_slice`` without waiting for it: answers come back in the order
-        asked, from :meth:`encoded`, so that the worker has its next slice as it ends one."""
+        """Ask for ``export.encode_slice`` in the pinned snapshot, without waiting for it: answers
+        come back in the order asked, from :meth:`encoded`, so that the worker has its next slice
+        as it ends one."""
         await self._send("encode", request)
 
     async def encoded(self) -> EncodedSlice:
