@@ -118,19 +118,6 @@ _JSON_NULL_TYPE = type(JSON_NULL)
 Canonical = tuple[TableLayout, Sequence[Row]]  # rows of canonical values, in the layout's column order
 
 
-def _present_columns(slots: Sequence[_Slot], keys: set[str], objs: list[dict[str, Any]]) -> dict[str, Sequence[Any]] | None:
-    """Each column of ``objs`` that some row carries, by name; ``None`` where a row lacks one.
-    One lookup of every such column per row, then one transpose (both in C), instead of a pass per column."""
-    names = [slot.name for slot in slots if slot.name in keys]
-    if not names:
-        return {}
-    try:
-        rows = list(map(itemgetter(*names), objs))
-    except KeyError:
-        return None
-    return {names[0]: rows} if len(names) == 1 else dict(zip(names, zip(*rows)))
-
-
 class ImportPlan:
     """Turns file rows of one table into driver-ready tuples in the target's live column order."""
 
@@ -228,15 +215,16 @@ class ImportPlan:
         keys = set().union(*objs)
         if not keys <= self._known or JSON_NULL_KEY in keys:
             return None
-        present = _present_columns(self._slots, keys, objs)
-        if present is None:  # some rows lack a column: defaults are filled in row by row
-            return None
         columns: list[Sequence[Any]] = []
         for slot in self._slots:
             if slot.name not in keys:
                 columns.append([self._default(slot) for _ in objs])
                 continue
-            values: Sequence[Any] = present[slot.name]
+            values: Sequence[Any]
+            try:
+                values = list(map(itemgetter(slot.name), objs))
+            except KeyError:  # some rows lack the column: defaults are filled in row by row
+                return None
             types = set(map(type, values))
             if slot.required and _NONE in types:
                 return None
