@@ -50,18 +50,23 @@ def test_values_the_driver_encodes_are_rebuilt() -> None:
 
 # --- ImportPlan.build_batch: a batch of file rows, column by column -------------------------------
 
-_TEXT = st.characters(blacklist_characters="\x00")  # PostgreSQL refuses NUL: another test's subject
-_FILE_VALUES = {"id": st.text(_TEXT, min_size=1, max_size=5), "n": st.none() | st.integers(-5, 5),
-                "note": st.none() | st.text(_TEXT, max_size=5)}
+# Part of Memoria's agents table: is_agent and metadata have defaults, which a row leaving them out gets.
+AGENTS = [LiveColumn("agent_id", T.TEXT, False), LiveColumn("name", T.TEXT, False), LiveColumn("role", T.TEXT, True),
+          LiveColumn("is_agent", T.BOOLEAN, False), LiveColumn("metadata", T.JSON, True)]
+_TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=5)  # PostgreSQL refuses NUL: tested elsewhere
+_OPTIONAL = {"role": st.none() | _TEXT, "is_agent": st.booleans(),
+             "metadata": st.none() | st.dictionaries(_TEXT, st.integers(-3, 3), max_size=2)}
 
 
 @st.composite
 def _file_rows(draw: Callable[..., Any]) -> list[dict[str, Any]]:
-    """Rows as a file gives them: ``id`` always, each other column present or left out per row."""
+    """Rows as a file gives them: the keys always, each other column present or left out per row."""
     rows = []
     for _ in range(draw(st.integers(1, 6))):
-        keys = ["id", *draw(st.lists(st.sampled_from(["n", "note"]), unique=True))]
-        rows.append({key: draw(_FILE_VALUES[key]) for key in keys})
+        row = {"agent_id": draw(_TEXT), "name": draw(_TEXT)}
+        for key in draw(st.lists(st.sampled_from(sorted(_OPTIONAL)), unique=True)):
+            row[key] = draw(_OPTIONAL[key])
+        rows.append(row)
     return rows
 
 
@@ -69,8 +74,7 @@ def _file_rows(draw: Callable[..., Any]) -> list[dict[str, Any]]:
 @given(rows=_file_rows())
 def test_a_batch_converts_as_its_rows_do_one_by_one(rows: list[dict[str, Any]]) -> None:
     """Whatever columns each row carries, the batch's column-wise path gives the row-by-row result."""
-    plan = _plan()
-    one_by_one = [plan.build(row, line, "t.ndjson") for line, row in enumerate(rows, 1)]
-    batch = RowBatch("t", rows, 1, lines=list(range(1, len(rows) + 1)))
-    assert plan.build_batch(batch, "t.ndjson") == one_by_one
-    assert plan._columnwise(rows) in (None, one_by_one)
+    plan = ImportPlan("agents", AGENTS, POSTGRES, lambda _: None)
+    one_by_one = [plan.build(row, line, "agents.ndjson") for line, row in enumerate(rows, 1)]
+    batch = RowBatch("agents", rows, 1, lines=list(range(1, len(rows) + 1)))
+    assert plan.build_batch(batch, "agents.ndjson") == one_by_one
