@@ -128,9 +128,10 @@ class Encoder(Protocol):
     # encoder computes from the bytes it wrote (``rows_digest``) and its decoder from the bytes it
     # read (``RowBatch.digest``), both far cheaper than digesting canonical values.
     rows_digest_kind: str | None
-    # ``rows`` of a batch are the same bytes wherever the batch falls in its table (NDJSON: a line
-    # per row; JSON's depend on being first): batches can be encoded apart, by another process.
-    rows_stand_alone: bool
+    # What ``rows`` puts before a batch that is not its table's first (JSON: a comma; NDJSON:
+    # nothing, a line per row). Batches can so be encoded apart, by another process, each as not
+    # first: the table's first one written drops this prefix, and the file is the same bytes.
+    row_separator: bytes
 
     def rows_digest(self, data: bytes) -> int: ...
 

@@ -37,7 +37,7 @@ class JSONEncoder:
     def rows(self, layout: TableLayout, rows: Sequence[Row], first_in_table: bool) -> bytes:
         parts = [b"\n      " + dumps(obj, indent=True).replace(b"\n", _ROW_INDENT)
                  for obj in row_objects(layout, rows)]
-        return (b"" if first_in_table else b",") + b",".join(parts)
+        return (b"" if first_in_table else self.row_separator) + b",".join(parts)
 
     def end_table(self, layout: TableLayout) -> bytes:
         return b"\n    ]"
@@ -48,7 +48,7 @@ class JSONEncoder:
 
     # A row's bytes depend on where it sits in the indented document: its canonical values are digested.
     rows_digest_kind: str | None = None
-    rows_stand_alone = False
+    row_separator = b","
 
     def rows_digest(self, data: bytes) -> int:
         raise NotImplementedError("JSON files carry the canonical checksum")

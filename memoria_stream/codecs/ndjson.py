@@ -58,7 +58,7 @@ class NDJSONEncoder:
         return dumps({"trailer": trailer}) + b"\n"
 
     rows_digest_kind: str | None = ROW_DIGEST
-    rows_stand_alone = True
+    row_separator = b""
 
     def rows_digest(self, data: bytes) -> int:
         """The sum of ``line_digest`` over the lines of ``data``, which ``rows`` ended each with a newline."""

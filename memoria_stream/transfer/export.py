@@ -131,8 +131,10 @@ async def _stream(conn: Connection, plans: list[ExportPlan], write: Write, encod
                     if kind == "rows":
                         data, count = encoder.rows(layout, rows, first), len(rows)
                         digest = batch_digest(encoder, layout, rows, data)
-                    else:  # encoded already, here or by the worker
+                    else:  # encoded already, here or by the worker, each slice as not its table's first
                         data, count, digest = rows.data, rows.rows, rows.digest
+                        if first and count:
+                            data = data.removeprefix(encoder.row_separator)
                     first = first and not count
                     sums[layout.name] = sums.get(layout.name, 0) + digest
                     await write(data)
@@ -162,7 +164,7 @@ async def _snapshot(conn: Connection, encoder: Encoder) -> AsyncIterator[_Helper
     """``conn`` inside its snapshot and, where the source is read in slices and is large, a helper
     that gives a worker process in the same snapshot, to encode every other slice (the other core)."""
     async with contextlib.AsyncExitStack() as stack:
-        if not (encoder.rows_stand_alone and conn.capabilities.sliced_reads and not conn.url.is_memory
+        if not (conn.capabilities.sliced_reads and not conn.url.is_memory
                 and await conn.database_size() >= SHARED_FROM_BYTES):
             await stack.enter_async_context(conn.snapshot())
             yield None

@@ -1,8 +1,9 @@
 """Slices of a table encoded apart, so that two processes share the work of an export.
 
 A slice is one of ``Connection.row_ranges`` (SQLite: a rowid range). Read in the backend's own
-order and encoded by a format whose batches stand alone (NDJSON: a line per row), a slice is exactly
-the bytes the whole table's export holds at its place. An export shares a table's slices between
+order and encoded as a batch that is not its table's first, a slice is exactly the bytes the whole
+table's export holds at its place, but for the table's first slice written, which drops the
+format's ``row_separator`` (JSON's comma; NDJSON has none). An export shares a table's slices between
 itself and a worker process (``worker.py``, in the same snapshot), each taking the next as it frees,
 then writes them in order: the file is the one a single process writes, byte for byte.
 """
@@ -64,6 +65,8 @@ async def encode_slice(conn: Connection, plan: ExportPlan, encoder: Encoder, wit
     parts: list[bytes] = []
     rows = digest = 0
     async for raw in conn.read(plan.layout.name, plan.layout.columns, batch_rows=batch_rows, within=within):
+        if not raw:  # no separator may be written for no rows
+            continue
         decoded = plan.decode(raw)
         data = encoder.rows(plan.layout, decoded, False)
         parts.append(data)
