@@ -78,3 +78,5 @@ def test_a_batch_converts_as_its_rows_do_one_by_one(rows: list[dict[str, Any]]) 
     one_by_one = [plan.build(row, line, "agents.ndjson") for line, row in enumerate(rows, 1)]
     batch = RowBatch("agents", rows, 1, lines=list(range(1, len(rows) + 1)))
     assert plan.build_batch(batch, "agents.ndjson") == one_by_one
+    if all(row.keys() == rows[0].keys() for row in rows):  # the column-wise path takes it, not the fallback
+        assert plan._columnwise(rows) == one_by_one
