@@ -458,7 +458,8 @@ _TABLES_SIZE = ("SELECT coalesce(sum(data_length + index_length), 0) FROM inform
                 "WHERE table_schema = DATABASE() {where}")
 
 
-async def connect(url: DatabaseURL, *, read_only: bool = False) -> MySQLConnection:
+async def connect(url: DatabaseURL, *, read_only: bool = False, blocking_reads: bool = False) -> MySQLConnection:
+    # ``blocking_reads`` changes nothing here: the driver reads on the event loop's thread already.
     return await MySQLConnection.open(url, read_only=read_only)
 
 

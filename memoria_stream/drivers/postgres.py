@@ -311,5 +311,6 @@ WITH rel AS (
 SELECT coalesce(sum(pg_relation_size(oid)), 0) + coalesce(sum(pg_relation_size(toast)), 0) FROM rel"""
 
 
-async def connect(url: DatabaseURL, *, read_only: bool = False) -> PostgresConnection:
+async def connect(url: DatabaseURL, *, read_only: bool = False, blocking_reads: bool = False) -> PostgresConnection:
+    # ``blocking_reads`` changes nothing here: the driver reads on the event loop's thread already.
     return await PostgresConnection.open(url, read_only=read_only)

@@ -18,6 +18,7 @@ in the order asked. Cancelled or failed, the parent kills the child.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import queue
 import struct
@@ -29,6 +30,11 @@ from typing import IO, Any, cast
 import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 from memoria_stream.children import child_env
 from memoria_stream.malloc import one_arena
@@ -139,6 +145,7 @@ async def scan_in_worker(url: str, request: Scan) -> Scan:
 def worker_main() -> None:
     """The worker process: frames on stdin, answers on stdout (see the module docstring)."""
     one_arena()
+    _roomier_pipe(sys.stdout.buffer)
     with _Answers(sys.stdout.buffer) as answers:
         try:
             with fewer_collections():
@@ -150,7 +157,7 @@ def worker_main() -> None:
 async def _serve(requests: IO[bytes], answers: _Answers) -> None:
     # Blocking reads of stdin are fine here: the worker has nothing else to do meanwhile.
     _, url = _request(requests, "open")
-    async with connect(url) as conn:
+    async with connect(url, blocking_reads=True) as conn:
         answers.put("ready", None)
         _, adopt = _request(requests, "pin")
         async with join_snapshot(conn, adopt):
@@ -221,6 +228,20 @@ class _Answers:
                     _write_frame(self._out, frame)
                 except OSError:
                     self._gone = True  # drained from here on, so that ``put`` never blocks
+
+
+# An answer (an encoded slice) is about 1 MB. The thread writing it needs the GIL back after each
+# write, and gets it only at the interpreter's switch interval (5 ms) while the main thread encodes
+# the next slice: through a pipe of the default 64 KB that took some 16 turns per answer, and the
+# parent waited for slices the worker had encoded long before.
+_PIPE_BYTES = 1 << 20
+
+
+def _roomier_pipe(out: IO[bytes]) -> None:
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl else None  # Linux only
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # not a pipe, or more than /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(out.fileno(), set_size, _PIPE_BYTES)
 
 
 def _write_frame(out: IO[bytes], frame: bytes) -> None:

@@ -5,8 +5,10 @@ took instead of keeping the rest. Found when an export stopped and continued wai
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,27 @@ def test_a_parent_gone_ends_the_worker_rather_than_blocking_it() -> None:
     with pytest.raises(SystemExit), worker._Answers(_Closed()) as answers:  # type: ignore[arg-type]
         for number in range(10):
             answers.put("done", number)
+
+
+@pytest.mark.skipif(worker.fcntl is None or not hasattr(worker.fcntl, "F_GETPIPE_SZ"), reason="Linux only")
+def test_the_answer_pipe_holds_a_whole_slice() -> None:
+    # The worker's writer thread, waiting for the GIL between writes while the main thread encodes,
+    # must get an answer of about 1 MB out in one write (see ``_PIPE_BYTES``).
+    assert worker.fcntl is not None
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb"), os.fdopen(write_end, "wb") as out:
+        before = worker.fcntl.fcntl(out.fileno(), worker.fcntl.F_GETPIPE_SZ)
+        worker._roomier_pipe(out)
+        assert before < 1 << 20 <= worker.fcntl.fcntl(out.fileno(), worker.fcntl.F_GETPIPE_SZ)
+
+
+@pytest.mark.skipif(worker.fcntl is None or not Path("/proc/self/fd").is_dir(), reason="Linux only")
+async def test_a_started_worker_answers_through_the_larger_pipe(tmp_path: Path) -> None:
+    assert worker.fcntl is not None
+    async with worker.Worker(f"sqlite:///{tmp_path / 'any.db'}") as started:
+        assert started._process is not None
+        answers = os.open(f"/proc/{started._process.pid}/fd/1", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert worker.fcntl.fcntl(answers, worker.fcntl.F_GETPIPE_SZ) >= 1 << 20
+        finally:
+            os.close(answers)
