@@ -230,10 +230,10 @@ class _Answers:
                     self._gone = True  # drained from here on, so that ``put`` never blocks
 
 
-# An answer (an encoded slice) is about 1 MB. The thread writing it needs the GIL back after each
-# write, and gets it only at the interpreter's switch interval (5 ms) while the main thread encodes
-# the next slice: through a pipe of the default 64 KB that took some 16 turns per answer, and the
-# parent waited for slices the worker had encoded long before.
+# An answer (an encoded slice) is 1–2 MB. The parent takes in what the pipe holds at each turn of its
+# event loop, and its own slices keep the loop busy between turns: through a pipe of the default
+# 64 KB an answer took 17 to 35 turns, and the worker, its next request not yet sent, sat idle. From a
+# 1 MB pipe a turn takes up to 256 KB (asyncio's read size for pipes).
 _PIPE_BYTES = 1 << 20
 
 
