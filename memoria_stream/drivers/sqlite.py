@@ -227,7 +227,7 @@ class SQLiteConnection:
                     await cursor.close()
                 return
             # Read on this thread: each hop to aiosqlite's thread and back, with the GIL handed over
-            # while that thread builds the rows, added about a third to the CPU of a read.
+            # while that thread builds the rows, added about 30 % to the CPU of a read.
             raw = self._raw.execute(sql, within or ())
             try:
                 async for rows in _batches(_at_once(raw.fetchmany), batch_rows):
