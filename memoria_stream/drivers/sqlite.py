@@ -110,15 +110,17 @@ class SQLiteConnection:
     deferred_foreign_keys = False
     parents_first = False
 
-    def __init__(self, url: DatabaseURL, db: aiosqlite.Connection, raw: sqlite3.Connection) -> None:
+    def __init__(self, url: DatabaseURL, db: aiosqlite.Connection, raw: sqlite3.Connection, *,
+                 blocking_reads: bool = False) -> None:
         self.url = url
         self._db = db
         self._raw = raw  # ``db``'s own sqlite3 connection, for reads run on the caller's thread
         self._closed = False
-        self.blocking_reads = False  # ``read`` on the caller's thread (see ``drivers.connect``)
+        self.blocking_reads = blocking_reads  # ``read`` on the caller's thread (see ``drivers.connect``)
 
     @classmethod
-    async def open(cls, url: DatabaseURL, *, create: bool = True, read_only: bool = False) -> "SQLiteConnection":
+    async def open(cls, url: DatabaseURL, *, create: bool = True, read_only: bool = False,
+                   blocking_reads: bool = False) -> "SQLiteConnection":
         path = ":memory:" if url.is_memory else str(url.database)
         if not url.is_memory and (read_only or not create) and not Path(path).exists():
             raise DatabaseError(f"SQLite database file not found: {path}")
@@ -136,7 +138,7 @@ class SQLiteConnection:
                 opener = _Opener(path)
             db = await aiosqlite.Connection(opener, iter_chunk_size=64)
             db.row_factory = None
-        return cls(url, db, opener.opened)
+        return cls(url, db, opener.opened, blocking_reads=blocking_reads)
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -351,9 +353,7 @@ class SQLiteConnection:
 
 
 async def connect(url: DatabaseURL, *, read_only: bool = False, blocking_reads: bool = False) -> SQLiteConnection:
-    conn = await SQLiteConnection.open(url, read_only=read_only)
-    conn.blocking_reads = blocking_reads
-    return conn
+    return await SQLiteConnection.open(url, read_only=read_only, blocking_reads=blocking_reads)
 
 
 def _create_private(path: Path) -> None:
