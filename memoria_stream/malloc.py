@@ -11,18 +11,17 @@ any time before the threads start.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 def one_arena() -> None:
     """Ask glibc for one arena; elsewhere (musl, macOS) nothing happens."""
-    name = ctypes.util.find_library("c")
+    # The symbols the process already has, the C library's among them: ``ctypes.util.find_library``
+    # would cost every command's start a search of the linker's cache (and an import).
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = getattr(libc, "mallopt", None) if libc else None
-    except OSError:
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    except (OSError, TypeError):  # TypeError: Windows has no "whole process" handle
         return
     if mallopt is not None:
         mallopt(_M_ARENA_MAX, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -12,15 +12,13 @@ from memoria_stream.cli.options import (add_allow_lossy, add_dry_run, dry_run_hi
                                         moved_tables, positive_int, print_verify, skipped_note, skipped_printer,
                                         verify_and_print)
 from memoria_stream.errors import InputError
-from memoria_stream.transfer.completeness import FileReport, verify_file
-from memoria_stream.transfer.copy import copy_database
-from memoria_stream.transfer.sync import sync_database
-from memoria_stream.transfer.preflight import preflight_copy
 from memoria_stream.cli.progress import Progress, add_progress_options, progress_for
-from memoria_stream.transfer.reports import RunReport
-from memoria_stream.transfer.resume import copy_per_table
 from memoria_stream.drivers.urls import mask_url
-from memoria_stream.transfer.verify import verify
+
+# As in transfer.py: each handler imports the engine it runs.
+if TYPE_CHECKING:
+    from memoria_stream.transfer.completeness import FileReport
+    from memoria_stream.transfer.reports import RunReport
 
 
 def add_commands(subparsers: Any) -> None:
@@ -87,9 +85,13 @@ async def run_copy(args: argparse.Namespace) -> int:
 
 
 async def _copy(args: argparse.Namespace, progress: Progress) -> RunReport:
+    from memoria_stream.transfer.copy import copy_database
+
     async with progress:
         on_batch = progress.on_batch if progress.active else None
         if args.commit_per_table:
+            from memoria_stream.transfer.resume import copy_per_table
+
             return await copy_per_table(args.source, args.target, tables=args.tables, resume=args.resume,
                                         on_batch=on_batch, on_counts=progress.on_counts,
                                         on_skipped=skipped_printer(args), allow_lossy=args.allow_lossy)
@@ -108,6 +110,8 @@ def _check_sync_args(args: argparse.Namespace) -> None:
 
 
 async def _run_sync(args: argparse.Namespace) -> int:
+    from memoria_stream.transfer.sync import sync_database
+
     _check_sync_args(args)
     progress = progress_for(args)
     async with progress:
@@ -128,6 +132,8 @@ async def _run_sync(args: argparse.Namespace) -> int:
 
 
 async def _dry_run_copy(args: argparse.Namespace) -> int:
+    from memoria_stream.transfer.preflight import preflight_copy
+
     progress = progress_for(args)
     async with progress:
         report = await preflight_copy(args.source, args.target, tables=args.tables, truncate=not args.no_truncate,
@@ -138,6 +144,8 @@ async def _dry_run_copy(args: argparse.Namespace) -> int:
 
 
 async def run_verify(args: argparse.Namespace) -> int:
+    from memoria_stream.transfer.verify import verify
+
     if args.b is None:
         return await _verify_one_file(args)
     report = await verify(args.a, args.b, tables=args.tables)
@@ -153,6 +161,8 @@ async def run_verify(args: argparse.Namespace) -> int:
 async def _verify_one_file(args: argparse.Namespace) -> int:
     if "://" in args.a:
         raise InputError("verify with one argument checks an export file; to compare databases give A and B")
+    from memoria_stream.transfer.completeness import verify_file
+
     report = await verify_file(args.a, tables=args.tables)
     if not args.quiet:
         _print_file(report, args)

@@ -7,17 +7,20 @@ import argparse
 import contextlib
 import sys
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import orjson
 
 from memoria_stream.drivers.urls import resolve_url
 from memoria_stream.errors import InputError, IntegrityFailure
-from memoria_stream.transfer.preflight_report import MAX_PROBLEMS, PreflightReport
-from memoria_stream.transfer.reports import RunReport
-from memoria_stream.transfer.resume import OnSkipped
-from memoria_stream.transfer.resume_state import Finished
-from memoria_stream.transfer.verify import VerifyReport, verify
+from memoria_stream.transfer.preflight_report import MAX_PROBLEMS
+
+if TYPE_CHECKING:  # the parser is built from this module: what only a handler needs is imported there
+    from memoria_stream.transfer.preflight_report import PreflightReport
+    from memoria_stream.transfer.reports import RunReport
+    from memoria_stream.transfer.resume import OnSkipped
+    from memoria_stream.transfer.resume_state import Finished
+    from memoria_stream.transfer.verify import VerifyReport
 
 
 def add_database_url(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +163,8 @@ async def verify_after_import(args: argparse.Namespace, report: RunReport) -> No
 
 
 async def verify_and_print(a: str, b: str, tables: list[str], args: argparse.Namespace) -> VerifyReport:
+    from memoria_stream.transfer.verify import verify
+
     report = await verify(a, b, tables=tables or None)
     if not getattr(args, "quiet", False):
         print_verify(report, args, sys.stderr)  # stdout may carry data; the check goes with the summary

@@ -15,16 +15,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
-from rich.progress import (BarColumn, ProgressColumn, Task, TaskID, TaskProgressColumn, TextColumn,
-                           TimeRemainingColumn)
-from rich.progress import Progress as RichProgress
-from rich.text import Text
 
-from memoria_stream.transfer.reports import RunReport
+if TYPE_CHECKING:  # rich is imported only when bars are drawn (``bars.py``): a command starts sooner
+    from rich.progress import Progress as RichProgress, TaskID
+
+    from memoria_stream.transfer.reports import RunReport
 
 LOG_FORMATS = ("text", "json")
 
@@ -74,7 +72,9 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.live and self._bars is None:
-            self._bars = _bars(Console(file=self.stream, force_terminal=True))
+            from memoria_stream.cli.bars import table_bars
+
+            self._bars = table_bars(self.stream)
             self._job = self._bars.add_task("total", total=None, start=False, bytes=0)
             self._bars.start()
         return self
@@ -194,35 +194,6 @@ def _is_terminal(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class _RowsPerSecond(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="cyan")
-
-
-class _MegabytesPerSecond(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        elapsed = task.finished_time or task.elapsed
-        size = task.fields.get("bytes", 0)
-        return Text(f"{size / elapsed / 1e6:,.1f} MB/s" if elapsed and size else "- MB/s", style="magenta")
-
-
-class _RowsDoneOfTotal(ProgressColumn):
-    """``12,345/100,000``: rows done of the total, with thousands separators."""
-
-    def render(self, task: Task) -> Text:
-        total = f"{int(task.total):,}" if task.total is not None else "?"
-        return Text(f"{int(task.completed):,}/{total}", style="green")
-
-
-def _bars(console: Console) -> RichProgress:
-    return RichProgress(
-        TextColumn("[bold]{task.description}", justify="left"), BarColumn(), _RowsDoneOfTotal(),
-        TaskProgressColumn(), _RowsPerSecond(), _MegabytesPerSecond(), TimeRemainingColumn(), console=console,
-        refresh_per_second=8,
-    )
 
 
 def print_summary(report: RunReport, headline: str) -> None:
