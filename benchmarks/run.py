@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,30 +48,56 @@ STREAM_STEPS: dict[str, Step] = {
     "import-sqlite": lambda b: p.stream_import(b, "sqlite"),
 }
 
-OTHER_STEPS: list[tuple[str, Step]] = [
-    ("naive", lambda b: p.naive_export(b, "ndjson")),
-    ("naive", lambda b: p.naive_export(b, "json")),
-    ("naive", lambda b: p.naive_import(b, "postgresql")),
-    ("naive", lambda b: p.naive_import(b, "mysql")),
-    ("naive", lambda b: p.naive_import(b, "sqlite")),
-    ("ceiling", lambda b: p.ceiling_dump(b, p.DUMP_ROWID)),
-    ("ceiling", lambda b: p.ceiling_dump(b, p.DUMP_PK)),
-    ("ceiling", lambda b: p.pg_copy(b, keys_only=True)),
-    ("ceiling", lambda b: p.pg_copy(b, keys_only=False)),
-    ("ceiling", lambda b: p.mysql_load(b, pk_order=False)),
-    ("ceiling", lambda b: p.mysql_load(b, pk_order=True)),
-    ("peers", p.pgloader),
-    ("peers", lambda b: p.duckdb(b, "postgresql")),
-    ("peers", lambda b: p.duckdb(b, "mysql")),
-]
+OTHER_STEPS: dict[str, tuple[str, Step]] = {
+    "naive-export-ndjson": ("naive", lambda b: p.naive_export(b, "ndjson")),
+    "naive-export-json": ("naive", lambda b: p.naive_export(b, "json")),
+    "naive-import-postgresql": ("naive", lambda b: p.naive_import(b, "postgresql")),
+    "naive-import-mysql": ("naive", lambda b: p.naive_import(b, "mysql")),
+    "naive-import-sqlite": ("naive", lambda b: p.naive_import(b, "sqlite")),
+    "dump-rowid": ("ceiling", lambda b: p.ceiling_dump(b, p.DUMP_ROWID)),
+    "dump-pk": ("ceiling", lambda b: p.ceiling_dump(b, p.DUMP_PK)),
+    "psql-keys-only": ("ceiling", lambda b: p.pg_copy(b, keys_only=True)),
+    "psql-indexed": ("ceiling", lambda b: p.pg_copy(b, keys_only=False)),
+    "load-data-rowid": ("ceiling", lambda b: p.mysql_load(b, pk_order=False)),
+    "load-data-pk": ("ceiling", lambda b: p.mysql_load(b, pk_order=True)),
+    "pgloader": ("peers", p.pgloader),
+    "duckdb-postgresql": ("peers", lambda b: p.duckdb(b, "postgresql")),
+    "duckdb-mysql": ("peers", lambda b: p.duckdb(b, "mysql")),
+}
+
+# The paths that a target compares run next to each other, so that the machine's drift (this VM's
+# speed swings by up to 2x within minutes) reaches both alike; even rounds run each group backwards,
+# so that neither side always goes first. Round 1's order also feeds each path what it reads: the
+# NDJSON export before every import, each CSV dump before its loads (later rounds find them there).
+CONTESTS: tuple[tuple[str, ...], ...] = (
+    ("naive-export-ndjson", "export-ndjson", "dump-rowid"),
+    ("export-json", "naive-export-json"),
+    ("naive-import-postgresql", "import-postgresql", "psql-keys-only", "copy-postgresql", "pgloader",
+     "duckdb-postgresql"),
+    ("psql-indexed",),
+    ("dump-pk", "load-data-pk", "import-mysql", "copy-mysql", "duckdb-mysql"),
+    ("load-data-rowid", "naive-import-mysql"),
+    ("import-sqlite", "naive-import-sqlite"),
+)
 
 
-def plan(groups: set[str]) -> list[Step]:
-    """The steps in run order; the NDJSON export also runs for the naive group, whose imports read it."""
+def _group(name: str) -> str:
+    return "stream" if name in STREAM_STEPS else OTHER_STEPS[name][0]
+
+
+def _step(name: str) -> Step:
+    return STREAM_STEPS[name] if name in STREAM_STEPS else OTHER_STEPS[name][1]
+
+
+def plan(groups: set[str], round_number: int = 1) -> list[str]:
+    """The steps' names in run order (see CONTESTS); the NDJSON export also runs for the naive group,
+    whose imports read it."""
     ndjson_needed = bool(groups & {"stream", "naive"})
-    steps = [step for name, step in STREAM_STEPS.items()
-             if "stream" in groups or (name == "export-ndjson" and ndjson_needed)]
-    return steps + [step for group, step in OTHER_STEPS if group in groups]
+    order = []
+    for contest in CONTESTS:
+        names = [n for n in contest if _group(n) in groups or (n == "export-ndjson" and ndjson_needed)]
+        order += names[::-1] if round_number % 2 == 0 else names
+    return order
 
 
 def source_database(rows: int, seed: int) -> Path:
@@ -163,6 +190,23 @@ def targets(results: dict[str, Result]) -> list[dict[str, object]]:
     return out
 
 
+def targets_by_round(medians: dict[str, Result], per_round: list[dict[str, Result]]) -> list[dict[str, object]]:
+    """The targets, each measured as the median of its ratio in every round, the round's paths having
+    run side by side (CONTESTS). Peak RSS stays the worst of any round."""
+    overall = targets(medians)
+    if len(per_round) < 2:
+        return overall
+    rounds = [targets(results) for results in per_round]
+    for i, target in enumerate(overall):
+        values = [v for r in rounds if isinstance(v := r[i]["measured"], (int, float))]
+        target["per_round"] = values
+        if values and not str(target["target"]).startswith("peak RSS"):
+            op, need = str(target["needed"]).split()
+            target.update(_target(str(target["target"]), statistics.median(values), op, float(need)),
+                          per_round=values)
+    return overall
+
+
 def _target(name: str, value: float | None, op: str, need: float) -> dict[str, object]:
     met = None if value is None else {"≥": value >= need, "≤": value <= need, "<": value < need}[op]
     return {"target": name, "measured": None if value is None else round(value, 2), "needed": f"{op} {need:g}",
@@ -170,11 +214,14 @@ def _target(name: str, value: float | None, op: str, need: float) -> dict[str, o
 
 
 def render_targets(rows: list[dict[str, object]]) -> str:
-    lines = ["| target | measured | needed | met |", "|---|---|---|---|"]
+    by_round = any("per_round" in t for t in rows)
+    lines = ["| target | measured | per round | needed | met |", "|---|---|---|---|---|"] if by_round else \
+        ["| target | measured | needed | met |", "|---|---|---|---|"]
     for t in rows:
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         measured = "—" if t["measured"] is None else f"{t['measured']}"
-        lines.append(f"| {t['target']} | {measured} | {t['needed']} | {met} |")
+        rounds = [", ".join(f"{v}" for v in t.get("per_round", []))] if by_round else []  # type: ignore[attr-defined]
+        lines.append(" | ".join(["", str(t["target"]), measured, *rounds, str(t["needed"]), met, ""]).strip())
     return "\n".join(lines)
 
 
@@ -188,17 +235,19 @@ def new_bench(rows: int, seed: int, keep: bool) -> p.Bench:
     return bench
 
 
-def run(rows: int, *, groups: set[str], seed: int = 42, keep: bool = False, rounds: int = 1) -> dict[str, Result]:
+def run(rows: int, *, groups: set[str], seed: int = 42, keep: bool = False,
+        rounds: int = 1) -> tuple[dict[str, Result], list[dict[str, Result]]]:
     """Every step of the plan, ``rounds`` times over: whole rounds, so that the machine's drift
-    during the run reaches every path alike; each path then reports its median round."""
+    during the run reaches every path alike. Returns each path's median round, and every round's
+    results (for the targets per round)."""
     bench = new_bench(rows, seed, keep)
     samples: dict[str, list[Result]] = {}
     try:
         for round_number in range(1, rounds + 1):
             if rounds > 1:
                 print(f"round {round_number} of {rounds}", file=sys.stderr, flush=True)
-            for step in plan(groups):
-                result = step(bench)
+            for name in plan(groups, round_number):
+                result = _step(name)(bench)
                 samples.setdefault(result.path, []).append(result)
                 status = "skipped: " + result.note if not result.seconds else \
                     f"{result.seconds:.2f} s, {result.peak_rss_mb:.0f} MB, CPU {result.cpu_seconds:.2f} s" + \
@@ -209,7 +258,8 @@ def run(rows: int, *, groups: set[str], seed: int = 42, keep: bool = False, roun
             shutil.rmtree(bench.workdir, ignore_errors=True)
     bench.results = {path: median_round(results) for path, results in samples.items()}
     add_ratios(bench.results)
-    return bench.results
+    per_round = [{path: results[i] for path, results in samples.items() if i < len(results)} for i in range(rounds)]
+    return bench.results, per_round
 
 
 def median_round(results: list[Result]) -> Result:
@@ -254,8 +304,10 @@ def render_markdown(report: dict[str, object], table: str, goals: str) -> str:
         "Wall time per path; peak RSS and CPU (user + sys) of that path's child process (the servers' "
         "own CPU is not counted). The ceiling rows are split: the `sqlite3 -csv` dump, then each load of it."
         + (f" Every path ran in each of {report['rounds']} whole rounds: its row is its median round (the "
-           "range beside it spans all rounds), its peak RSS the highest of any round; the ratios and "
-           "targets compare the medians." if report.get("rounds", 1) > 1 else ""), "",
+           "range beside it spans all rounds), its peak RSS the highest of any round; the × ref ratios "
+           "compare the medians. The paths a target compares ran side by side in each round (even rounds "
+           "in reverse order): each target is the median of its ratio per round, which is given beside "
+           "it." if report.get("rounds", 1) > 1 else ""), "",
         table, "", goals, "",
     ])
 
@@ -288,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         return profile_path.main([args.profile, "--rows", str(args.rows), "--seed", str(args.seed), *out])
     command = f"cd {Path.cwd()} && {shlex.join([sys.executable, *sys.argv])}"
     machine = p.environment()
-    results = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep,
-                  rounds=args.rounds)
-    goals = targets(results)
+    results, per_round = run(args.rows, groups=set(args.only or GROUPS), seed=args.seed, keep=args.keep,
+                             rounds=args.rounds)
+    goals = targets_by_round(results, per_round)
     report: dict[str, object] = {
         "rows": args.rows, "rounds": args.rounds, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command, "machine": machine, "peers": peer_versions(),
