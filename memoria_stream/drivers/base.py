@@ -145,6 +145,15 @@ class LineWriter(Protocol):
     async def write(self, lines: Sequence[bytes]) -> None: ...
 
 
+class RowStream(Protocol):
+    """Batches of one table's rows (encoded with ``capabilities.encoders``) written as one bulk
+    load that stays open between them (``Connection.row_stream``)."""
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        """Hand ``rows`` to the load; an error the server reported so far is raised here."""
+        ...
+
+
 class Connection(Protocol):
     """One open connection to one database. Use it as ``async with connect(url) as conn``."""
 
@@ -231,6 +240,12 @@ class Connection(Protocol):
 
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         """Insert one batch of rows already encoded with ``capabilities.encoders``."""
+        ...
+
+    def row_stream(self, table: str, columns: Sequence[str]) -> AsyncContextManager[RowStream] | None:
+        """Where one bulk load can take many batches: ``async with`` it to write ``table``'s
+        ``columns`` batch after batch, the load ending (and its errors raised) as the block ends.
+        Nothing else may use the connection meanwhile. None where each batch goes to ``write``."""
         ...
 
     def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> LineWriter | None:

@@ -366,6 +366,9 @@ class MySQLConnection:
             if hex_columns is None or not await self._load(table, columns, hex_columns, load_pieces(rows), len(rows)):
                 await self._insert(table, columns, rows)
 
+    def row_stream(self, table: str, columns: Sequence[str]) -> None:
+        return None  # each batch is one statement (``write``, or ``line_writer``'s LOAD DATA)
+
     def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> LoadLines | None:
         if not self.load_data or any(c.type is T.BYTES for c in columns):
             return None  # bytes go as hex, decided per batch: left to ``write``

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 
+import anyio
 import asyncpg
+from anyio.streams.memory import MemoryObjectSendStream
 
 from memoria_stream.errors import ConfigurationError, DatabaseError, IntegrityFailure, InternalError
 from memoria_stream.model.types import ColumnType as T, Row
 from memoria_stream.drivers.urls import DatabaseURL
 from memoria_stream.model.values import json_from_text, json_to_text
-from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, StorageChanges, rows_per_batch, shielded, select_sql
+from memoria_stream.drivers.base import PROBE_ROWS, Capabilities, LiveColumn, RowStream, StorageChanges, rows_per_batch, shielded, select_sql
 
 CAPABILITIES = Capabilities(
     dialect="postgresql",
@@ -88,6 +90,23 @@ def _ssl_option(url: DatabaseURL) -> str | None:
 def _version_hash(key: str) -> str:
     """A 64-bit hash of a row version (see ``fingerprints``) and its key: the server's own text hash."""
     return f"hashtextextended({key}::text || '/' || xmin::text || ctid::text, 0)"
+
+
+class _CopyStream:
+    """The writing end of ``PostgresConnection.row_stream``: batches queue for the COPY's task."""
+
+    def __init__(self, send: MemoryObjectSendStream[Sequence[Row]]) -> None:
+        self._send = send
+        self.failure: DatabaseError | None = None
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        with contextlib.suppress(anyio.BrokenResourceError):  # the COPY ended early: its error follows
+            await self._send.send(rows)
+        self.raise_failure()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
 
 class PostgresConnection:
@@ -270,6 +289,42 @@ class PostgresConnection:
     async def write(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         with _translated(self.url):
             await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+
+    @contextlib.asynccontextmanager
+    async def row_stream(self, table: str, columns: Sequence[str]) -> AsyncIterator[RowStream]:
+        # One COPY for many batches: a COPY per batch waits for the server to finish each batch
+        # before the next one is sent, and pays the statement's start every time.
+        send, receive = anyio.create_memory_object_stream[Sequence[Row]](1)
+        stream = _CopyStream(send)
+
+        async def rows() -> AsyncIterator[Row]:
+            async with receive:
+                async for batch in receive:
+                    for row in batch:
+                        yield row
+
+        async def copy() -> None:
+            try:
+                with _translated(self.url):
+                    await self._conn.copy_records_to_table(table, records=rows(), columns=list(columns))
+            except DatabaseError as exc:
+                stream.failure = exc
+            finally:
+                receive.close()  # a write after a failure raises it rather than waiting for room
+
+        abandoned: BaseException | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(copy)
+            try:
+                yield stream
+            except BaseException as exc:  # raised past the group, not wrapped in its exception group
+                abandoned = exc
+                group.cancel_scope.cancel()  # asyncpg ends the COPY with CopyFail: nothing is loaded
+            finally:
+                send.close()
+        if abandoned is not None:
+            raise abandoned
+        stream.raise_failure()
 
     def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> None:
         return None  # rows go to ``write`` as they are

@@ -324,6 +324,9 @@ class SQLiteConnection:
         with _translated(self.url):
             await self._db.executemany(sql, rows)
 
+    def row_stream(self, table: str, columns: Sequence[str]) -> None:
+        return None  # each batch is one executemany
+
     def line_writer(self, table: str, columns: Sequence[LiveColumn]) -> None:
         return None  # rows go to ``write`` as they are
 

@@ -16,6 +16,7 @@ from memoria_stream.transfer.completeness import Completeness, check_import
 from memoria_stream.drivers.base import Connection, KeyScan, LineWriter, LiveColumn, shielded
 from memoria_stream.drivers import connect
 from memoria_stream.errors import DatabaseError, InputError, IntegrityFailure, MemoriaStreamError
+from memoria_stream.transfer.row_streams import OpenStream
 from memoria_stream.transfer.pipeline import channel, run_stages
 from memoria_stream.transfer.plans import ImportPlan, check_table_name
 from memoria_stream.transfer.reports import RunReport
@@ -153,6 +154,8 @@ class _Loader:
         self.accept_altered = False
         # Where the target stores rows in key order: the table whose rows are being sorted.
         self.sorting: tuple[str, KeyOrder] | None = None
+        # While rows arrive: the table's load kept open from batch to batch, where the driver can.
+        self.streams: OpenStream | None = None
 
     async def run(self, events: AsyncIterator[Event | CanonicalBatch]) -> None:
         send, receive = channel()
@@ -168,7 +171,7 @@ class _Loader:
                     await send.send(("sorted", *self.sorting, 0))
 
         async def consume() -> None:
-            async with receive:
+            async with receive, OpenStream(self.conn) as self.streams:
                 async for kind, name, rows, size in receive:
                     if kind == "sorted":  # ``rows``: a table's KeyOrder, held back until the table ended
                         held = "lines" if rows.writer else "rows"
@@ -179,6 +182,7 @@ class _Loader:
 
         async with open_spool() as self.spool:
             await run_stages(produce, consume)
+            self.streams = None  # the spooled tables, if any, go batch by batch
             await self._finish()
 
     def _prepare(self, event: Event | CanonicalBatch) -> tuple[str, str, list, int] | None:  # type: ignore[type-arg]
@@ -250,6 +254,8 @@ class _Loader:
 
     async def _apply(self, kind: str, name: str, rows: list, size: int,  # type: ignore[type-arg]
                      writer: LineWriter | None = None) -> None:
+        if self.streams and (kind != "rows" or name != self.streams.table):
+            await self.streams.close()  # before the connection does anything else
         if kind == "header":
             if self.cascading:  # the header lists the imported tables: empty them all now
                 await self._empty_all()
@@ -290,7 +296,13 @@ class _Loader:
         if rows:
             plan = self.plans[name]
             try:
-                await (writer.write(rows) if writer else self.conn.write(name, plan.columns, rows))
+                # JSON text the server refused is named from its batch (below): such rows go batch by batch.
+                streamed = (writer is None and not plan.json_text and self.streams is not None
+                            and await self.streams.write(name, plan.columns, rows, size))
+                if not streamed:
+                    if self.streams:
+                        await self.streams.close()
+                    await (writer.write(rows) if writer else self.conn.write(name, plan.columns, rows))
             except DatabaseError:
                 if plan.json_text and writer is None:  # the server refused JSON text: name it, as a parse would
                     plan.name_bad_json(rows)

@@ -56,3 +56,17 @@ def assert_same(expected: Dataset, actual: Dataset, *, tables: list[str] | None 
                 assert canonical(act.get(column)) == canonical(value), (
                     f"{name} {exp[TABLES[name].primary_key[0]]!r}.{column}: "
                     f"got {str(act.get(column))[:80]!r}, expected {str(value)[:80]!r}")
+
+
+async def count_inserts(conn: Any, table: str) -> None:
+    """From now on, count the statements that insert into ``table`` (PostgreSQL): a COPY counts
+    once, however many rows it brings. The trigger fires in replica mode too (a load's FK-free mode)."""
+    await conn.execute("CREATE TABLE IF NOT EXISTS statements_counted (n SERIAL PRIMARY KEY, tab TEXT)")
+    await conn.execute("CREATE OR REPLACE FUNCTION counted() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN INSERT INTO statements_counted (tab) VALUES (TG_TABLE_NAME); RETURN NULL; END $$")
+    await conn.execute(f'CREATE TRIGGER counted AFTER INSERT ON "{table}" FOR EACH STATEMENT EXECUTE FUNCTION counted()')
+    await conn.execute(f'ALTER TABLE "{table}" ENABLE ALWAYS TRIGGER counted')
+
+
+async def inserts_counted(conn: Any, table: str) -> int:
+    return int((await conn.fetch("SELECT count(*) FROM statements_counted WHERE tab = $1", table))[0][0])
