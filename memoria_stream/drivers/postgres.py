@@ -97,7 +97,9 @@ class _CopyStream:
 
     def __init__(self, send: MemoryObjectSendStream[Sequence[Row]]) -> None:
         self._send = send
-        self.failure: DatabaseError | None = None
+        # The COPY's own error, raised in the writer as ``write`` would raise it: the server's as a
+        # DatabaseError, a value asyncpg cannot encode as asyncpg's TypeError or OverflowError.
+        self.failure: Exception | None = None
 
     async def write(self, rows: Sequence[Row]) -> None:
         with contextlib.suppress(anyio.BrokenResourceError):  # the COPY ended early: its error follows
@@ -307,7 +309,7 @@ class PostgresConnection:
             try:
                 with _translated(self.url):
                     await self._conn.copy_records_to_table(table, records=rows(), columns=list(columns))
-            except DatabaseError as exc:
+            except Exception as exc:  # raised in the writer, not wrapped in the task group's exception group
                 stream.failure = exc
             finally:
                 receive.close()  # a write after a failure raises it rather than waiting for room

@@ -85,3 +85,21 @@ async def test_an_error_in_the_writer_abandons_the_copy(pg_url: str) -> None:
         assert await _read(conn) == ([], 0)
         await conn.write("t", COLUMNS, BATCHES[1])
         assert (await _read(conn))[0] == BATCHES[1]
+
+
+@pytest.mark.parametrize("bad", [("not a number", None, None, None, None, None), (1,), (2**40, None, None, None, None, None)])
+async def test_a_row_asyncpg_cannot_encode_is_raised_as_write_raises_it(pg_url: str, bad: tuple[Any, ...]) -> None:
+    async with connect(pg_url) as conn:
+        await _table(conn)
+        with pytest.raises(Exception) as batch_path:
+            await conn.write("t", COLUMNS, [bad])
+        with pytest.raises(Exception) as streamed:  # the same error, not an exception group around it
+            async with conn.row_stream("t", COLUMNS) as rows:  # type: ignore[union-attr]
+                await rows.write(BATCHES[0])
+                await rows.write([bad])
+                await rows.write(BATCHES[1])
+        assert type(streamed.value) is type(batch_path.value)
+        assert str(streamed.value) == str(batch_path.value)
+        assert await _read(conn) == ([], 0)
+        await conn.write("t", COLUMNS, BATCHES[2])  # the connection is usable again
+        assert (await _read(conn))[0] == BATCHES[2]
