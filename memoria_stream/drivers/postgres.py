@@ -98,7 +98,7 @@ class _CopyStream:
     def __init__(self, send: MemoryObjectSendStream[Sequence[Row]]) -> None:
         self._send = send
         # The COPY's own error, raised in the writer as ``write`` would raise it: the server's as a
-        # DatabaseError, a value asyncpg cannot encode as asyncpg's TypeError or OverflowError.
+        # DatabaseError, a row asyncpg cannot encode as its TypeError, IndexError or OverflowError.
         self.failure: Exception | None = None
 
     async def write(self, rows: Sequence[Row]) -> None:
