@@ -315,6 +315,7 @@ def render_markdown(report: dict[str, object], table: str, goals: str) -> str:
     """A section ready to paste into RESULTS.md."""
     env: dict[str, str] = report["machine"]  # type: ignore[assignment]
     peers: dict[str, str] = report["peers"]  # type: ignore[assignment]
+    rounds: int = report.get("rounds", 1)  # type: ignore[assignment]
     return "\n".join([
         f"## Issue 14 run, {report['rows']:,} rows ({report['date']})", "",
         f"Machine: {env['machine']}, {env['cpus']} cores, {env['memory_gib']} GiB, Python {env['python']}, "
@@ -325,11 +326,11 @@ def render_markdown(report: dict[str, object], table: str, goals: str) -> str:
         f"Command: `{report['command']}`", "",
         "Wall time per path; peak RSS and CPU (user + sys) of that path's child process (the servers' "
         "own CPU is not counted). The ceiling rows are split: the `sqlite3 -csv` dump, then each load of it."
-        + (f" Every path ran in each of {report['rounds']} whole rounds: its row is its median round (the "
+        + (f" Every path ran in each of {rounds} whole rounds: its row is its median round (the "
            "range beside it spans all rounds), its peak RSS the highest of any round; the × ref ratios "
            "compare the medians. The paths a target compares ran side by side in each round (even rounds "
            "in reverse order): each target is the median of its ratio per round, which is given beside "
-           "it." if int(str(report.get("rounds", 1))) > 1 else ""), "",
+           "it." if rounds > 1 else ""), "",
         table, "", goals, "",
     ])
 
